@@ -1,0 +1,156 @@
+//! Where each value lives in the shared `Int32Array`.
+//!
+//! The layout is defined here once; the binding exports it to JavaScript as
+//! `CircuitBreakerKeys`, so `Object.keys(CircuitBreakerKeys).length` is
+//! [`SLOT_COUNT`] and every slot has a name.
+//!
+//! ```text
+//!  slot  0..32   header: written on transitions and failures only
+//!        0  STATE (+1 GENERATION)      64-bit control word, see `breaker`
+//!        2  TIMER (+3 TIMER_HI)        open stamp or probe lease, see `breaker`
+//!        4  FAILURE_COUNT              consecutive failures
+//!        5  LAYOUT_VERSION             0 in a fresh buffer, LAYOUT_MAGIC once used
+//!        6  LAST_FAILURE_TIME (+7 _HI) ms since the epoch, 0 = never
+//!        8..32 reserved
+//!  slot 32 + 32*k  stripe k of STRIPES, one per group of threads
+//!        +0 TOTAL_REQUEST_COUNT  +2 SUCCESS_COUNT  +4 FAILURE_TOTAL
+//!        +6 REJECTION_COUNT      +8 LAST_SUCCESS_TIME   (each 64-bit)
+//!        +10..32 reserved
+//! ```
+//!
+//! 64-bit values take two slots, low half first (little-endian), at an even
+//! index, so JavaScript can read them with `Atomics.load` on a
+//! `BigInt64Array` over the same buffer at `index / 2`.
+//!
+//! Counters that every call bumps are striped: each thread writes its own
+//! stripe, 128 bytes from the next, so two cores never fight over one cache
+//! line on the success path. A stripe's content is at most 18 slots, which
+//! keeps stripes on distinct cache lines for any 8-byte aligned buffer.
+
+/// The control word: the state in its low half, a generation in its high half.
+pub const STATE: usize = 0;
+/// High half of the control word: bumped by every transition the core makes.
+pub const GENERATION: usize = 1;
+/// The open stamp (when the breaker opened) or the probe lease (when the probe started).
+pub const TIMER: usize = 2;
+/// The run of consecutive failures, reset by any success.
+pub const FAILURE_COUNT: usize = 4;
+/// Zero in a fresh buffer; [`LAYOUT_MAGIC`] once a breaker has used it.
+pub const LAYOUT_VERSION: usize = 5;
+/// Time of the most recent failure, ms since the Unix epoch (64-bit).
+pub const LAST_FAILURE_TIME: usize = 6;
+
+/// First slot of the first stripe.
+pub const STRIPE_BASE: usize = 32;
+/// Slots from one stripe to the next: 128 bytes.
+pub const STRIPE_STRIDE: usize = 32;
+/// Number of stripes. Threads beyond this share stripes (still exact, only slower).
+pub const STRIPES: usize = 8;
+
+/// Offsets of the 64-bit counters inside a stripe.
+pub const REQUESTS: usize = 0;
+pub const SUCCESSES: usize = 2;
+pub const FAILURES: usize = 4;
+pub const REJECTIONS: usize = 6;
+pub const LAST_SUCCESS_TIME: usize = 8;
+
+/// Length of the array a breaker needs.
+pub const SLOT_COUNT: usize = STRIPE_BASE + STRIPES * STRIPE_STRIDE;
+
+/// "CB" and layout version 1. A buffer holding anything else in
+/// [`LAYOUT_VERSION`] is not a breaker of this layout.
+pub const LAYOUT_MAGIC: i32 = 0x4342_0001;
+
+/// Index of a counter in stripe `stripe` (taken modulo [`STRIPES`]).
+pub const fn stripe_slot(stripe: usize, offset: usize) -> usize {
+    STRIPE_BASE + (stripe % STRIPES) * STRIPE_STRIDE + offset
+}
+
+const HEADER_NAMES: [(usize, &str); 8] = [
+    (STATE, "STATE"),
+    (GENERATION, "GENERATION"),
+    (TIMER, "TIMER"),
+    (TIMER + 1, "TIMER_HI"),
+    (FAILURE_COUNT, "FAILURE_COUNT"),
+    (LAYOUT_VERSION, "LAYOUT_VERSION"),
+    (LAST_FAILURE_TIME, "LAST_FAILURE_TIME"),
+    (LAST_FAILURE_TIME + 1, "LAST_FAILURE_TIME_HI"),
+];
+
+const STRIPE_NAMES: [(usize, &str); 5] = [
+    (REQUESTS, "TOTAL_REQUEST_COUNT"),
+    (SUCCESSES, "SUCCESS_COUNT"),
+    (FAILURES, "FAILURE_TOTAL"),
+    (REJECTIONS, "REJECTION_COUNT"),
+    (LAST_SUCCESS_TIME, "LAST_SUCCESS_TIME"),
+];
+
+/// Every slot's name, in index order: `names()[i]` names slot `i`.
+///
+/// Stripe 0 carries the plain names (`TOTAL_REQUEST_COUNT`, ...), stripe `k`
+/// the same names with `_k` appended; high halves end in `_HI`; unused slots
+/// are `RESERVED_<index>`.
+pub fn names() -> Vec<String> {
+    let mut names: Vec<String> = (0..SLOT_COUNT).map(|i| format!("RESERVED_{i}")).collect();
+    for (index, name) in HEADER_NAMES {
+        names[index] = name.to_string();
+    }
+    for stripe in 0..STRIPES {
+        let suffix = if stripe == 0 { String::new() } else { format!("_{stripe}") };
+        for (offset, name) in STRIPE_NAMES {
+            let slot = stripe_slot(stripe, offset);
+            names[slot] = format!("{name}{suffix}");
+            names[slot + 1] = format!("{name}{suffix}_HI");
+        }
+    }
+    names
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::collections::HashSet;
+
+    #[test]
+    fn every_slot_has_one_unique_name() {
+        let names = names();
+        assert_eq!(names.len(), SLOT_COUNT);
+        let unique: HashSet<&String> = names.iter().collect();
+        assert_eq!(unique.len(), SLOT_COUNT);
+        assert_eq!(names[STATE], "STATE");
+        assert_eq!(names[FAILURE_COUNT], "FAILURE_COUNT");
+        assert_eq!(names[stripe_slot(0, REQUESTS)], "TOTAL_REQUEST_COUNT");
+        assert_eq!(names[stripe_slot(3, SUCCESSES) + 1], "SUCCESS_COUNT_3_HI");
+    }
+
+    #[test]
+    fn wide_values_sit_at_even_slots() {
+        for index in [STATE, TIMER, LAST_FAILURE_TIME] {
+            assert_eq!(index % 2, 0);
+        }
+        for stripe in 0..STRIPES {
+            for offset in [REQUESTS, SUCCESSES, FAILURES, REJECTIONS, LAST_SUCCESS_TIME] {
+                assert_eq!(stripe_slot(stripe, offset) % 2, 0);
+            }
+        }
+    }
+
+    #[test]
+    fn stripes_never_share_a_cache_line_in_an_8_byte_aligned_buffer() {
+        // Largest byte a stripe touches, for every 8-byte alignment of the
+        // buffer inside a 64-byte line.
+        let used = (LAST_SUCCESS_TIME + 2) * 4;
+        for misalignment in (0..64).step_by(8) {
+            let line = |byte: usize| (misalignment + byte) / 64;
+            // The header and every stripe, as byte ranges.
+            let mut ranges = vec![(0, (LAST_FAILURE_TIME + 2) * 4)];
+            for stripe in 0..STRIPES {
+                let start = stripe_slot(stripe, 0) * 4;
+                ranges.push((start, start + used));
+            }
+            for pair in ranges.windows(2) {
+                assert!(line(pair[0].1 - 1) < line(pair[1].0), "misalignment {misalignment}");
+            }
+        }
+    }
+}

@@ -1,0 +1,56 @@
+//! A circuit breaker whose whole state lives in shared memory.
+//!
+//! Everything here works on slots (`&[AtomicI32]`) that many threads, or many
+//! processes, may share. Nothing reads a clock (`now_ms` is an argument),
+//! nothing blocks, nothing panics on any slot contents, and nothing knows
+//! about Node.js: the napi binding only converts values.
+
+pub mod breaker;
+pub mod cells;
+pub mod layout;
+
+pub use breaker::{
+    Admission, Breaker, Config, ConfigError, State, Stripe, Ticket, Totals, Transition,
+};
+pub use cells::{claim_layout, Cells, MemoryError};
+#[cfg(not(loom))]
+pub use cells::Slots;
+#[cfg(not(loom))]
+pub use owned::OwnedSlots;
+
+#[cfg(not(loom))]
+mod owned {
+    use crate::cells::{AtomicI32, AtomicU64};
+    use crate::layout::SLOT_COUNT;
+
+    /// Breaker memory allocated by Rust, for Rust users and tests: zeroed,
+    /// 8-byte aligned, [`SLOT_COUNT`] slots.
+    pub struct OwnedSlots {
+        storage: Box<[AtomicU64]>,
+    }
+
+    impl OwnedSlots {
+        pub fn new() -> Self {
+            OwnedSlots { storage: (0..SLOT_COUNT / 2).map(|_| AtomicU64::new(0)).collect() }
+        }
+
+        pub fn slots(&self) -> &[AtomicI32] {
+            // SAFETY: each `AtomicU64` is 8 bytes, 8-aligned, with no invalid
+            // bit patterns; two `AtomicI32` (4 bytes, 4-aligned each) tile it
+            // exactly, so the storage is also `2 * len` valid `AtomicI32`,
+            // borrowed for as long as `self`.
+            unsafe {
+                std::slice::from_raw_parts(
+                    self.storage.as_ptr() as *const AtomicI32,
+                    self.storage.len() * 2,
+                )
+            }
+        }
+    }
+
+    impl Default for OwnedSlots {
+        fn default() -> Self {
+            Self::new()
+        }
+    }
+}

@@ -1,0 +1,442 @@
+//! The napi binding: converts between JavaScript and `breaker-core`, and
+//! nothing else. Every decision about state is made in the core.
+//!
+//! Breakers are kept in a per-thread table and named to JavaScript by their
+//! index. A `#[napi]` free function taking a `u32` is the cheapest call
+//! napi-rs offers (class methods and `External` arguments go through
+//! process-wide locks), and the table needs no lock because a JavaScript
+//! object, and so a breaker, never leaves the thread that made it.
+
+#![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
+
+use breaker_core::{
+    claim_layout, layout, Admission, Breaker, Config, MemoryError, Slots, Stripe, Transition,
+};
+use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
+use napi::{sys, Env, Error, JsValue, Result, Status};
+use napi_derive::napi;
+use std::cell::RefCell;
+use std::ffi::c_void;
+use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::time::{SystemTime, UNIX_EPOCH};
+
+#[cfg(not(target_endian = "little"))]
+compile_error!("the STATE slot is the low half of a 64-bit word: little-endian targets only");
+
+struct Instance {
+    breaker: Breaker<Slots<'static>>,
+    stripe: Stripe,
+    /// Strong reference to the `Int32Array`, so its `SharedArrayBuffer`
+    /// outlives `breaker`'s view of it. Deleted by the finalizer.
+    array: sys::napi_ref,
+}
+
+thread_local! {
+    static INSTANCES: RefCell<Vec<Option<Instance>>> = const { RefCell::new(Vec::new()) };
+    /// This thread's counter stripe: threads are numbered as they make their
+    /// first breaker, so the first eight threads never share a stripe.
+    static STRIPE: Stripe = Stripe::new(NEXT_THREAD.fetch_add(1, Ordering::Relaxed));
+}
+
+static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
+
+/// Wall-clock ms since the Unix epoch, the scale of `Date.now()`.
+fn now_ms() -> u64 {
+    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+}
+
+fn stale_handle(id: u32) -> Error {
+    Error::new(Status::InvalidArg, format!("{id} is not a live circuit breaker handle of this thread"))
+}
+
+/// Runs `f` on breaker `id` of this thread.
+#[inline]
+fn with<R>(id: u32, f: impl FnOnce(&Instance) -> R) -> Result<R> {
+    INSTANCES.with(|table| {
+        let table = table.try_borrow().map_err(|_| stale_handle(id))?;
+        match table.get(id as usize) {
+            Some(Some(instance)) => Ok(f(instance)),
+            _ => Err(stale_handle(id)),
+        }
+    })
+}
+
+fn transition_code(transition: Option<Transition>) -> f64 {
+    match transition {
+        None => 0.0,
+        Some(Transition::Opened) => 1.0,
+        Some(Transition::HalfOpened) => 2.0,
+        Some(Transition::Closed) => 3.0,
+    }
+}
+
+/// The slot names, in index order: `layout()[i]` names slot `i`.
+#[napi]
+pub fn layout() -> Vec<String> {
+    layout::names()
+}
+
+/// Decision codes of `admit`: a ticket (>= 0) means "run as the probe".
+const ADMIT_RUN: f64 = -2.0;
+const ADMIT_REJECT: f64 = -1.0;
+
+/// Builds a breaker over `array` and ties its life to `owner`: the breaker is
+/// freed when `owner` is garbage collected. Returns the breaker's handle.
+///
+/// Throws `TypeError` if `array` is not an `Int32Array` over a
+/// `SharedArrayBuffer`, `RangeError` if it is too short, misaligned, holds
+/// another layout, or a setting is out of range.
+#[napi]
+pub fn create(
+    env: Env,
+    owner: Object,
+    array: Unknown,
+    failure_threshold: f64,
+    reset_timeout: f64,
+) -> Result<u32> {
+    let slots = match shared_slots(env.raw(), array.raw()) {
+        Ok(slots) => slots,
+        Err(thrown) => return throw(&env, thrown),
+    };
+    let config = match Config::new(failure_threshold, reset_timeout) {
+        Ok(config) => config,
+        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
+    };
+    if let Err(error) = claim_layout(&slots) {
+        return throw(&env, Thrown::Range(format!("sharedArray {error}")));
+    }
+
+    let mut array_ref = std::ptr::null_mut();
+    // SAFETY: `env` and `array` are live handles of this call.
+    check(unsafe { sys::napi_create_reference(env.raw(), array.raw(), 1, &mut array_ref) })?;
+    let instance = Instance { breaker: Breaker::new(slots, config), stripe: STRIPE.with(|s| *s), array: array_ref };
+
+    let id = INSTANCES.with(|table| -> Result<u32> {
+        let mut table = table.try_borrow_mut().map_err(|_| stale_handle(0))?;
+        let id = match table.iter().position(Option::is_none) {
+            Some(free) => free,
+            None => {
+                table.push(None);
+                table.len() - 1
+            }
+        };
+        table[id] = Some(instance);
+        u32::try_from(id).map_err(|_| Error::new(Status::GenericFailure, "too many breakers"))
+    })?;
+
+    // SAFETY: `owner` is a live object of this call; the finalizer receives
+    // `id` back as its data and runs on this thread.
+    let status = unsafe {
+        sys::napi_wrap(
+            env.raw(),
+            owner.raw(),
+            id as usize as *mut c_void,
+            Some(finalize),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    if status != sys::Status::napi_ok {
+        release(env.raw(), id);
+        return Err(Error::new(Status::InvalidArg, "owner already holds a circuit breaker"));
+    }
+    Ok(id)
+}
+
+/// Frees breaker `id` when its owner is collected, or its worker exits.
+unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut c_void) {
+    release(env, data as usize as u32);
+}
+
+fn release(env: sys::napi_env, id: u32) {
+    let instance = INSTANCES
+        .try_with(|table| table.try_borrow_mut().ok().and_then(|mut t| t.get_mut(id as usize)?.take()))
+        .ok()
+        .flatten();
+    if let Some(instance) = instance {
+        // SAFETY: the reference was made on this env and is deleted once.
+        unsafe { sys::napi_delete_reference(env, instance.array) };
+    }
+}
+
+/// Why an argument was refused: the JavaScript error class and message.
+enum Thrown {
+    Type(String),
+    Range(String),
+}
+
+fn throw<T: Default>(env: &Env, thrown: Thrown) -> Result<T> {
+    match thrown {
+        Thrown::Type(message) => env.throw_type_error(&message, Some("ERR_INVALID_ARG_TYPE"))?,
+        Thrown::Range(message) => env.throw_range_error(&message, Some("ERR_OUT_OF_RANGE"))?,
+    }
+    Ok(T::default())
+}
+
+fn check(status: sys::napi_status) -> Result<()> {
+    if status == sys::Status::napi_ok {
+        Ok(())
+    } else {
+        Err(Error::new(Status::from(status), "napi call failed"))
+    }
+}
+
+/// Checks that `value` is an `Int32Array` over a `SharedArrayBuffer` that can
+/// hold a breaker, and views its memory as slots.
+fn shared_slots(env: sys::napi_env, value: sys::napi_value) -> std::result::Result<Slots<'static>, Thrown> {
+    const EXPECTED: &str = "sharedArray must be an Int32Array over a SharedArrayBuffer";
+    let napi_failed = |_| Thrown::Type(format!("{EXPECTED}; it could not be inspected"));
+
+    let mut is_typed_array = false;
+    // SAFETY: live handles of this call; out-pointers are valid locals.
+    check(unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) }).map_err(napi_failed)?;
+    if !is_typed_array {
+        return Err(Thrown::Type(format!("{EXPECTED}, got {}", describe(env, value))));
+    }
+    let (mut kind, mut length, mut data) = (0, 0usize, std::ptr::null_mut::<c_void>());
+    let (mut buffer, mut byte_offset) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: as above; `value` is a typed array.
+    check(unsafe {
+        sys::napi_get_typedarray_info(env, value, &mut kind, &mut length, &mut data, &mut buffer, &mut byte_offset)
+    })
+    .map_err(napi_failed)?;
+    if kind != sys::TypedarrayType::int32_array {
+        return Err(Thrown::Type(format!("{EXPECTED}, got {}", typed_array_name(kind))));
+    }
+    // A typed array's buffer is an ArrayBuffer or a SharedArrayBuffer, and
+    // `napi_is_arraybuffer` is true only for the first. Only shared memory
+    // can never be detached or shrunk under us.
+    let mut is_plain_buffer = true;
+    // SAFETY: as above; `buffer` is the typed array's buffer.
+    check(unsafe { sys::napi_is_arraybuffer(env, buffer, &mut is_plain_buffer) }).map_err(napi_failed)?;
+    if is_plain_buffer {
+        return Err(Thrown::Type(format!("{EXPECTED}, got an Int32Array over an ArrayBuffer that is not shared")));
+    }
+    if data.is_null() || length == 0 {
+        return Err(Thrown::Range(format!(
+            "sharedArray {}",
+            MemoryError::TooShort { length, required: layout::SLOT_COUNT }
+        )));
+    }
+    // SAFETY: `data` points to `length` 4-byte-aligned `i32`s inside a
+    // SharedArrayBuffer (checked above). Such a buffer cannot be detached,
+    // transferred or shrunk, and the `napi_ref` taken in `create` keeps it
+    // alive for as long as the breaker exists. Other threads write it
+    // concurrently, which is why it is only ever touched as atomics.
+    let slots: &'static [AtomicI32] = unsafe { std::slice::from_raw_parts(data as *const AtomicI32, length) };
+    Slots::new(slots).map_err(|error| Thrown::Range(format!("sharedArray {error}")))
+}
+
+fn typed_array_name(kind: sys::napi_typedarray_type) -> &'static str {
+    match kind {
+        sys::TypedarrayType::int8_array => "an Int8Array",
+        sys::TypedarrayType::uint8_array => "a Uint8Array",
+        sys::TypedarrayType::uint8_clamped_array => "a Uint8ClampedArray",
+        sys::TypedarrayType::int16_array => "an Int16Array",
+        sys::TypedarrayType::uint16_array => "a Uint16Array",
+        sys::TypedarrayType::uint32_array => "a Uint32Array",
+        sys::TypedarrayType::float32_array => "a Float32Array",
+        sys::TypedarrayType::float64_array => "a Float64Array",
+        sys::TypedarrayType::bigint64_array => "a BigInt64Array",
+        sys::TypedarrayType::biguint64_array => "a BigUint64Array",
+        _ => "another typed array",
+    }
+}
+
+fn describe(env: sys::napi_env, value: sys::napi_value) -> &'static str {
+    let mut kind = 0;
+    // SAFETY: live handles of this call.
+    if unsafe { sys::napi_typeof(env, value, &mut kind) } != sys::Status::napi_ok {
+        return "a value that could not be inspected";
+    }
+    match kind {
+        sys::ValueType::napi_undefined => "undefined",
+        sys::ValueType::napi_null => "null",
+        sys::ValueType::napi_boolean => "a boolean",
+        sys::ValueType::napi_number => "a number",
+        sys::ValueType::napi_string => "a string",
+        sys::ValueType::napi_symbol => "a symbol",
+        sys::ValueType::napi_function => "a function",
+        sys::ValueType::napi_bigint => "a bigint",
+        _ => "an object that is not an Int32Array",
+    }
+}
+
+// ---------------------------------------------------------------------------
+// The per-call path. napi-rs wraps every `#[napi]` function that takes
+// arguments in a borrow-tracking scope that allocates and locks (~140 ns a
+// call, measured); these four are plain N-API callbacks instead (~23 ns),
+// registered by `register_hot_path`. Each reads its `u32` arguments, makes one
+// call into the core, and returns a number or `undefined`.
+// ---------------------------------------------------------------------------
+
+/// `admit(id)`: `-2` run (CLOSED), `-1` rejected (already counted), or a
+/// probe ticket (>= 0) to pass back to `probeResult`.
+unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by N-API with a live env and callback info.
+    unsafe {
+        hot_call::<1>(env, info, |[id]| {
+            with(id, |i| match i.breaker.admit(now_ms(), i.stripe) {
+                Admission::Run => ADMIT_RUN,
+                Admission::Reject => ADMIT_REJECT,
+                Admission::Probe(ticket) => f64::from(ticket.0),
+            })
+        })
+    }
+}
+
+/// `success(id)`: records the success of a call admitted while CLOSED.
+unsafe extern "C" fn success(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<1>(env, info, |[id]| {
+            with(id, |i| {
+                i.breaker.on_success(now_ms(), i.stripe);
+                f64::NAN
+            })
+        })
+    }
+}
+
+/// `failure(id)`: records the failure of a call admitted while CLOSED;
+/// returns 1 if it opened the breaker, else 0.
+unsafe extern "C" fn failure(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<1>(env, info, |[id]| {
+            with(id, |i| transition_code(i.breaker.on_failure(now_ms(), i.stripe)))
+        })
+    }
+}
+
+/// `probeResult(id, ticket, succeeded ? 1 : 0)`: returns 3 if the probe
+/// closed the breaker, 1 if it opened it again, 0 if its episode had ended.
+unsafe extern "C" fn probe_result(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<3>(env, info, |[id, ticket, succeeded]| {
+            with(id, |i| {
+                let ticket = breaker_core::Ticket(ticket);
+                transition_code(i.breaker.on_probe_result(ticket, succeeded != 0, now_ms(), i.stripe))
+            })
+        })
+    }
+}
+
+/// Reads `N` unsigned 32-bit arguments, runs `f`, and returns its number
+/// (`NaN` stands for `undefined`). Bad arguments or a stale handle throw a
+/// `TypeError`; nothing here can unwind into N-API.
+///
+/// # Safety
+/// `env` and `info` must be the live arguments of an N-API callback.
+unsafe fn hot_call<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    f: impl FnOnce([u32; N]) -> Result<f64>,
+) -> sys::napi_value {
+    let mut argc = N;
+    let mut argv = [std::ptr::null_mut(); N];
+    let mut args = [0u32; N];
+    // SAFETY: `argv` has room for `argc` values; null this/data are allowed.
+    let mut ok = unsafe {
+        sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut())
+    } == sys::Status::napi_ok
+        && argc >= N;
+    for (value, arg) in argv.iter().zip(args.iter_mut()) {
+        // SAFETY: `value` is an argument handle of this call (or null, which N-API rejects).
+        ok = ok && unsafe { sys::napi_get_value_uint32(env, *value, arg) } == sys::Status::napi_ok;
+    }
+    let result = if ok {
+        f(args)
+    } else {
+        Err(Error::new(Status::InvalidArg, format!("expected {N} numeric arguments")))
+    };
+    match result {
+        Ok(number) if number.is_nan() => std::ptr::null_mut(),
+        Ok(number) => {
+            let mut value = std::ptr::null_mut();
+            // SAFETY: live env; out-pointer is a local.
+            unsafe { sys::napi_create_double(env, number, &mut value) };
+            value
+        }
+        Err(error) => {
+            let message = std::ffi::CString::new(error.reason.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: live env; `message` is a NUL-terminated string that outlives the call.
+            unsafe { sys::napi_throw_type_error(env, std::ptr::null(), message.as_ptr()) };
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Adds the per-call functions to the module's exports.
+#[napi(module_exports)]
+pub fn register_hot_path(mut exports: Object, env: Env) -> Result<()> {
+    type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+    let functions: [(&str, Callback); 4] =
+        [("admit", admit), ("success", success), ("failure", failure), ("probeResult", probe_result)];
+    for (name, callback) in functions {
+        let mut function = std::ptr::null_mut();
+        // SAFETY: live env; `name` is valid for `len` bytes; `function` is a local out-pointer.
+        check(unsafe {
+            sys::napi_create_function(
+                env.raw(),
+                name.as_ptr().cast(),
+                name.len() as isize,
+                Some(callback),
+                std::ptr::null_mut(),
+                &mut function,
+            )
+        })?;
+        // SAFETY: `function` was just created on this env.
+        exports.set_named_property(name, unsafe { Unknown::from_raw_unchecked(env.raw(), function) })?;
+    }
+    Ok(())
+}
+
+/// The state a caller would meet now: 0 CLOSED, 1 OPEN, 2 HALF_OPEN.
+#[napi]
+pub fn state(id: u32) -> Result<u32> {
+    with(id, |i| i.breaker.state(now_ms()) as u32)
+}
+
+/// Forces a new half-open episode: the next caller probes.
+#[napi]
+pub fn force_half_open(id: u32) -> Result<()> {
+    with(id, |i| {
+        i.breaker.force_half_open();
+    })
+}
+
+/// Counters summed over every thread sharing the buffer.
+#[napi(object)]
+pub struct Totals {
+    /// successes + failures + rejections.
+    pub requests: f64,
+    pub successes: f64,
+    pub failures: f64,
+    pub rejections: f64,
+    /// The current run of consecutive failures.
+    pub consecutive_failures: u32,
+    /// ms since the Unix epoch; 0 if never.
+    pub last_success_time: f64,
+    /// ms since the Unix epoch; 0 if never.
+    pub last_failure_time: f64,
+}
+
+/// Reads the counters of breaker `id`. Values are exact up to 2^53.
+#[napi]
+pub fn totals(id: u32) -> Result<Totals> {
+    with(id, |i| {
+        let t = i.breaker.totals();
+        Totals {
+            requests: t.requests as f64,
+            successes: t.successes as f64,
+            failures: t.failures as f64,
+            rejections: t.rejections as f64,
+            consecutive_failures: i.breaker.consecutive_failures(),
+            last_success_time: t.last_success_ms as f64,
+            last_failure_time: t.last_failure_ms as f64,
+        }
+    })
+}
+
