@@ -42,11 +42,17 @@ static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
 
 /// Wall-clock ms since the Unix epoch, the scale of `Date.now()`.
 fn now_ms() -> u64 {
-    SystemTime::now().duration_since(UNIX_EPOCH).map(|d| d.as_millis() as u64).unwrap_or(0)
+    SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .map(|d| d.as_millis() as u64)
+        .unwrap_or(0)
 }
 
 fn stale_handle(id: u32) -> Error {
-    Error::new(Status::InvalidArg, format!("{id} is not a live circuit breaker handle of this thread"))
+    Error::new(
+        Status::InvalidArg,
+        format!("{id} is not a live circuit breaker handle of this thread"),
+    )
 }
 
 /// Runs `f` on breaker `id` of this thread.
@@ -109,7 +115,11 @@ pub fn create(
     let mut array_ref = std::ptr::null_mut();
     // SAFETY: `env` and `array` are live handles of this call.
     check(unsafe { sys::napi_create_reference(env.raw(), array.raw(), 1, &mut array_ref) })?;
-    let instance = Instance { breaker: Breaker::new(slots, config), stripe: STRIPE.with(|s| *s), array: array_ref };
+    let instance = Instance {
+        breaker: Breaker::new(slots, config),
+        stripe: STRIPE.with(|s| *s),
+        array: array_ref,
+    };
 
     let id = INSTANCES.with(|table| -> Result<u32> {
         let mut table = table.try_borrow_mut().map_err(|_| stale_handle(0))?;
@@ -138,7 +148,10 @@ pub fn create(
     };
     if status != sys::Status::napi_ok {
         release(env.raw(), id);
-        return Err(Error::new(Status::InvalidArg, "owner already holds a circuit breaker"));
+        return Err(Error::new(
+            Status::InvalidArg,
+            "owner already holds a circuit breaker",
+        ));
     }
     Ok(id)
 }
@@ -150,7 +163,12 @@ unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut
 
 fn release(env: sys::napi_env, id: u32) {
     let instance = INSTANCES
-        .try_with(|table| table.try_borrow_mut().ok().and_then(|mut t| t.get_mut(id as usize)?.take()))
+        .try_with(|table| {
+            table
+                .try_borrow_mut()
+                .ok()
+                .and_then(|mut t| t.get_mut(id as usize)?.take())
+        })
         .ok()
         .flatten();
     if let Some(instance) = instance {
@@ -183,39 +201,63 @@ fn check(status: sys::napi_status) -> Result<()> {
 
 /// Checks that `value` is an `Int32Array` over a `SharedArrayBuffer` that can
 /// hold a breaker, and views its memory as slots.
-fn shared_slots(env: sys::napi_env, value: sys::napi_value) -> std::result::Result<Slots<'static>, Thrown> {
+fn shared_slots(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> std::result::Result<Slots<'static>, Thrown> {
     const EXPECTED: &str = "sharedArray must be an Int32Array over a SharedArrayBuffer";
     let napi_failed = |_| Thrown::Type(format!("{EXPECTED}; it could not be inspected"));
 
     let mut is_typed_array = false;
     // SAFETY: live handles of this call; out-pointers are valid locals.
-    check(unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) }).map_err(napi_failed)?;
+    check(unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) })
+        .map_err(napi_failed)?;
     if !is_typed_array {
-        return Err(Thrown::Type(format!("{EXPECTED}, got {}", describe(env, value))));
+        return Err(Thrown::Type(format!(
+            "{EXPECTED}, got {}",
+            describe(env, value)
+        )));
     }
     let (mut kind, mut length, mut data) = (0, 0usize, std::ptr::null_mut::<c_void>());
     let (mut buffer, mut byte_offset) = (std::ptr::null_mut(), 0usize);
     // SAFETY: as above; `value` is a typed array.
     check(unsafe {
-        sys::napi_get_typedarray_info(env, value, &mut kind, &mut length, &mut data, &mut buffer, &mut byte_offset)
+        sys::napi_get_typedarray_info(
+            env,
+            value,
+            &mut kind,
+            &mut length,
+            &mut data,
+            &mut buffer,
+            &mut byte_offset,
+        )
     })
     .map_err(napi_failed)?;
     if kind != sys::TypedarrayType::int32_array {
-        return Err(Thrown::Type(format!("{EXPECTED}, got {}", typed_array_name(kind))));
+        return Err(Thrown::Type(format!(
+            "{EXPECTED}, got {}",
+            typed_array_name(kind)
+        )));
     }
     // A typed array's buffer is an ArrayBuffer or a SharedArrayBuffer, and
     // `napi_is_arraybuffer` is true only for the first. Only shared memory
     // can never be detached or shrunk under us.
     let mut is_plain_buffer = true;
     // SAFETY: as above; `buffer` is the typed array's buffer.
-    check(unsafe { sys::napi_is_arraybuffer(env, buffer, &mut is_plain_buffer) }).map_err(napi_failed)?;
+    check(unsafe { sys::napi_is_arraybuffer(env, buffer, &mut is_plain_buffer) })
+        .map_err(napi_failed)?;
     if is_plain_buffer {
-        return Err(Thrown::Type(format!("{EXPECTED}, got an Int32Array over an ArrayBuffer that is not shared")));
+        return Err(Thrown::Type(format!(
+            "{EXPECTED}, got an Int32Array over an ArrayBuffer that is not shared"
+        )));
     }
     if data.is_null() || length == 0 {
         return Err(Thrown::Range(format!(
             "sharedArray {}",
-            MemoryError::TooShort { length, required: layout::SLOT_COUNT }
+            MemoryError::TooShort {
+                length,
+                required: layout::SLOT_COUNT
+            }
         )));
     }
     // SAFETY: `data` points to `length` 4-byte-aligned `i32`s inside a
@@ -223,7 +265,8 @@ fn shared_slots(env: sys::napi_env, value: sys::napi_value) -> std::result::Resu
     // transferred or shrunk, and the `napi_ref` taken in `create` keeps it
     // alive for as long as the breaker exists. Other threads write it
     // concurrently, which is why it is only ever touched as atomics.
-    let slots: &'static [AtomicI32] = unsafe { std::slice::from_raw_parts(data as *const AtomicI32, length) };
+    let slots: &'static [AtomicI32] =
+        unsafe { std::slice::from_raw_parts(data as *const AtomicI32, length) };
     Slots::new(slots).map_err(|error| Thrown::Range(format!("sharedArray {error}")))
 }
 
@@ -304,20 +347,30 @@ unsafe extern "C" fn failure(env: sys::napi_env, info: sys::napi_callback_info) 
     // SAFETY: as in `admit`.
     unsafe {
         hot_call::<1>(env, info, |[id]| {
-            with(id, |i| transition_code(i.breaker.on_failure(now_ms(), i.stripe)))
+            with(id, |i| {
+                transition_code(i.breaker.on_failure(now_ms(), i.stripe))
+            })
         })
     }
 }
 
 /// `probeResult(id, ticket, succeeded ? 1 : 0)`: returns 3 if the probe
 /// closed the breaker, 1 if it opened it again, 0 if its episode had ended.
-unsafe extern "C" fn probe_result(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+unsafe extern "C" fn probe_result(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
     // SAFETY: as in `admit`.
     unsafe {
         hot_call::<3>(env, info, |[id, ticket, succeeded]| {
             with(id, |i| {
                 let ticket = breaker_core::Ticket(ticket);
-                transition_code(i.breaker.on_probe_result(ticket, succeeded != 0, now_ms(), i.stripe))
+                transition_code(i.breaker.on_probe_result(
+                    ticket,
+                    succeeded != 0,
+                    now_ms(),
+                    i.stripe,
+                ))
             })
         })
     }
@@ -339,7 +392,14 @@ unsafe fn hot_call<const N: usize>(
     let mut args = [0u32; N];
     // SAFETY: `argv` has room for `argc` values; null this/data are allowed.
     let mut ok = unsafe {
-        sys::napi_get_cb_info(env, info, &mut argc, argv.as_mut_ptr(), std::ptr::null_mut(), std::ptr::null_mut())
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
     } == sys::Status::napi_ok
         && argc >= N;
     for (value, arg) in argv.iter().zip(args.iter_mut()) {
@@ -349,7 +409,10 @@ unsafe fn hot_call<const N: usize>(
     let result = if ok {
         f(args)
     } else {
-        Err(Error::new(Status::InvalidArg, format!("expected {N} numeric arguments")))
+        Err(Error::new(
+            Status::InvalidArg,
+            format!("expected {N} numeric arguments"),
+        ))
     };
     match result {
         Ok(number) if number.is_nan() => std::ptr::null_mut(),
@@ -360,7 +423,8 @@ unsafe fn hot_call<const N: usize>(
             value
         }
         Err(error) => {
-            let message = std::ffi::CString::new(error.reason.replace('\0', " ")).unwrap_or_default();
+            let message =
+                std::ffi::CString::new(error.reason.replace('\0', " ")).unwrap_or_default();
             // SAFETY: live env; `message` is a NUL-terminated string that outlives the call.
             unsafe { sys::napi_throw_type_error(env, std::ptr::null(), message.as_ptr()) };
             std::ptr::null_mut()
@@ -372,8 +436,12 @@ unsafe fn hot_call<const N: usize>(
 #[napi(module_exports)]
 pub fn register_hot_path(mut exports: Object, env: Env) -> Result<()> {
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let functions: [(&str, Callback); 4] =
-        [("admit", admit), ("success", success), ("failure", failure), ("probeResult", probe_result)];
+    let functions: [(&str, Callback); 4] = [
+        ("admit", admit),
+        ("success", success),
+        ("failure", failure),
+        ("probeResult", probe_result),
+    ];
     for (name, callback) in functions {
         let mut function = std::ptr::null_mut();
         // SAFETY: live env; `name` is valid for `len` bytes; `function` is a local out-pointer.
@@ -388,7 +456,9 @@ pub fn register_hot_path(mut exports: Object, env: Env) -> Result<()> {
             )
         })?;
         // SAFETY: `function` was just created on this env.
-        exports.set_named_property(name, unsafe { Unknown::from_raw_unchecked(env.raw(), function) })?;
+        exports.set_named_property(name, unsafe {
+            Unknown::from_raw_unchecked(env.raw(), function)
+        })?;
     }
     Ok(())
 }
@@ -439,4 +509,3 @@ pub fn totals(id: u32) -> Result<Totals> {
         }
     })
 }
-

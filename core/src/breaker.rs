@@ -246,11 +246,15 @@ fn timer_entry(word: u64, generation: u32, kind: Kind) -> Option<u64> {
 enum View {
     Closed,
     /// OPEN, stamped at `since`.
-    Open { since: u64 },
+    Open {
+        since: u64,
+    },
     /// OPEN, not stamped for this generation yet.
     OpenUnstamped,
     /// HALF_OPEN with a probe admitted at `since`.
-    Probing { since: u64 },
+    Probing {
+        since: u64,
+    },
     /// HALF_OPEN, no probe yet.
     HalfOpenFree,
     /// Something other than a state (written from JavaScript).
@@ -359,7 +363,8 @@ impl<C: Cells> Breaker<C> {
         let probing = control(State::HalfOpen as u32, ticket.0);
         if succeeded {
             self.count_success(now_ms, stripe);
-            self.swap_control(probing, State::Closed).map(|_| Transition::Closed)
+            self.swap_control(probing, State::Closed)
+                .map(|_| Transition::Closed)
         } else {
             self.count_failure(now_ms, stripe);
             let opened = self.swap_control(probing, State::Open)?;
@@ -462,7 +467,10 @@ impl<C: Cells> Breaker<C> {
     /// first.
     fn swap_control(&self, expected: u64, to: State) -> Option<u64> {
         let next = control(to as u32, generation(expected).wrapping_add(1));
-        self.control().compare_exchange(expected, next, AcqRel, Acquire).ok().map(|_| next)
+        self.control()
+            .compare_exchange(expected, next, AcqRel, Acquire)
+            .ok()
+            .map(|_| next)
     }
 
     /// Writes a timer entry for the generation of `word`, replacing
@@ -470,7 +478,9 @@ impl<C: Cells> Breaker<C> {
     /// Returns whether this caller's entry was written.
     fn stamp_timer(&self, word: u64, timer_word: u64, kind: Kind, now_ms: u64) -> bool {
         let entry = timer(generation(word), kind, now_ms);
-        self.timer().compare_exchange(timer_word, entry, AcqRel, Acquire).is_ok()
+        self.timer()
+            .compare_exchange(timer_word, entry, AcqRel, Acquire)
+            .is_ok()
     }
 
     /// Stamps the opening that made control word `opened`, unless another
@@ -494,7 +504,10 @@ impl<C: Cells> Breaker<C> {
     fn count_success(&self, now_ms: u64, stripe: Stripe) {
         self.bump(stripe, REQUESTS);
         self.bump(stripe, SUCCESSES);
-        raise(self.cells.wide(stripe_slot(stripe.0, LAST_SUCCESS_TIME)), now_ms);
+        raise(
+            self.cells.wide(stripe_slot(stripe.0, LAST_SUCCESS_TIME)),
+            now_ms,
+        );
         // A success ends the run of failures. Most successes find it at 0
         // already and write nothing to the shared header line.
         let failures = self.cells.word(FAILURE_COUNT);
@@ -512,7 +525,9 @@ impl<C: Cells> Breaker<C> {
     }
 
     fn bump(&self, stripe: Stripe, offset: usize) {
-        self.cells.wide(stripe_slot(stripe.0, offset)).fetch_add(1, Relaxed);
+        self.cells
+            .wide(stripe_slot(stripe.0, offset))
+            .fetch_add(1, Relaxed);
     }
 }
 

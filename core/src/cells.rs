@@ -89,12 +89,19 @@ mod slots {
         pub fn new(slots: &'a [AtomicI32]) -> Result<Self, MemoryError> {
             let misalignment = slots.as_ptr() as usize % std::mem::align_of::<AtomicU64>();
             if misalignment != 0 {
-                return Err(MemoryError::Misaligned { byte_address_mod_8: misalignment });
+                return Err(MemoryError::Misaligned {
+                    byte_address_mod_8: misalignment,
+                });
             }
             if slots.len() < SLOT_COUNT {
-                return Err(MemoryError::TooShort { length: slots.len(), required: SLOT_COUNT });
+                return Err(MemoryError::TooShort {
+                    length: slots.len(),
+                    required: SLOT_COUNT,
+                });
             }
-            Ok(Slots { slots: &slots[..SLOT_COUNT] })
+            Ok(Slots {
+                slots: &slots[..SLOT_COUNT],
+            })
         }
     }
 

@@ -96,7 +96,11 @@ pub fn names() -> Vec<String> {
         names[index] = name.to_string();
     }
     for stripe in 0..STRIPES {
-        let suffix = if stripe == 0 { String::new() } else { format!("_{stripe}") };
+        let suffix = if stripe == 0 {
+            String::new()
+        } else {
+            format!("_{stripe}")
+        };
         for (offset, name) in STRIPE_NAMES {
             let slot = stripe_slot(stripe, offset);
             names[slot] = format!("{name}{suffix}");
@@ -149,7 +153,10 @@ mod tests {
                 ranges.push((start, start + used));
             }
             for pair in ranges.windows(2) {
-                assert!(line(pair[0].1 - 1) < line(pair[1].0), "misalignment {misalignment}");
+                assert!(
+                    line(pair[0].1 - 1) < line(pair[1].0),
+                    "misalignment {misalignment}"
+                );
             }
         }
     }

@@ -12,9 +12,9 @@ pub mod layout;
 pub use breaker::{
     Admission, Breaker, Config, ConfigError, State, Stripe, Ticket, Totals, Transition,
 };
-pub use cells::{claim_layout, Cells, MemoryError};
 #[cfg(not(loom))]
 pub use cells::Slots;
+pub use cells::{claim_layout, Cells, MemoryError};
 #[cfg(not(loom))]
 pub use owned::OwnedSlots;
 
@@ -31,7 +31,9 @@ mod owned {
 
     impl OwnedSlots {
         pub fn new() -> Self {
-            OwnedSlots { storage: (0..SLOT_COUNT / 2).map(|_| AtomicU64::new(0)).collect() }
+            OwnedSlots {
+                storage: (0..SLOT_COUNT / 2).map(|_| AtomicU64::new(0)).collect(),
+            }
         }
 
         pub fn slots(&self) -> &[AtomicI32] {

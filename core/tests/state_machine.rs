@@ -13,7 +13,10 @@ const MAIN: Stripe = Stripe::new(0);
 fn breaker(memory: &OwnedSlots, threshold: u32, timeout: u64) -> Breaker<breaker_core::Slots<'_>> {
     let slots = breaker_core::Slots::new(memory.slots()).expect("owned slots are valid");
     claim_layout(&slots).expect("fresh memory");
-    Breaker::new(slots, Config::new(threshold as f64, timeout as f64).expect("valid config"))
+    Breaker::new(
+        slots,
+        Config::new(threshold as f64, timeout as f64).expect("valid config"),
+    )
 }
 
 fn fail_n(b: &Breaker<breaker_core::Slots<'_>>, n: u32, now: u64) -> Vec<Option<Transition>> {
@@ -66,7 +69,10 @@ fn rejects_while_open_and_counts_the_rejection() {
     b.on_failure(T0, MAIN);
     assert_eq!(b.admit(T0 + 999, MAIN), Admission::Reject);
     let totals = b.totals();
-    assert_eq!((totals.requests, totals.failures, totals.rejections), (2, 1, 1));
+    assert_eq!(
+        (totals.requests, totals.failures, totals.rejections),
+        (2, 1, 1)
+    );
 }
 
 #[test]
@@ -74,12 +80,19 @@ fn after_the_reset_timeout_exactly_one_caller_probes() {
     let memory = OwnedSlots::new();
     let b = breaker(&memory, 1, 1000);
     b.on_failure(T0, MAIN);
-    assert_eq!(b.state(T0 + 1000), State::HalfOpen, "due to probe: reported HALF_OPEN");
+    assert_eq!(
+        b.state(T0 + 1000),
+        State::HalfOpen,
+        "due to probe: reported HALF_OPEN"
+    );
     let ticket = probe(&b, T0 + 1000);
     assert_eq!(b.admit(T0 + 1000, MAIN), Admission::Reject);
     assert_eq!(b.admit(T0 + 1500, MAIN), Admission::Reject);
     assert_eq!(b.state(T0 + 1500), State::HalfOpen);
-    assert_eq!(b.on_probe_result(ticket, true, T0 + 1600, MAIN), Some(Transition::Closed));
+    assert_eq!(
+        b.on_probe_result(ticket, true, T0 + 1600, MAIN),
+        Some(Transition::Closed)
+    );
 }
 
 #[test]
@@ -88,7 +101,10 @@ fn closes_when_the_half_open_probe_succeeds() {
     let b = breaker(&memory, 2, 100);
     fail_n(&b, 2, T0);
     let ticket = probe(&b, T0 + 100);
-    assert_eq!(b.on_probe_result(ticket, true, T0 + 101, MAIN), Some(Transition::Closed));
+    assert_eq!(
+        b.on_probe_result(ticket, true, T0 + 101, MAIN),
+        Some(Transition::Closed)
+    );
     assert_eq!(b.state(T0 + 101), State::Closed);
     assert_eq!(b.consecutive_failures(), 0);
     assert_eq!(b.admit(T0 + 102, MAIN), Admission::Run);
@@ -100,8 +116,15 @@ fn reopens_when_the_probe_fails_and_the_timeout_starts_over() {
     let b = breaker(&memory, 1, 100);
     b.on_failure(T0, MAIN);
     let ticket = probe(&b, T0 + 100);
-    assert_eq!(b.on_probe_result(ticket, false, T0 + 150, MAIN), Some(Transition::Opened));
-    assert_eq!(b.state(T0 + 249), State::Open, "timeout counts from the probe's failure");
+    assert_eq!(
+        b.on_probe_result(ticket, false, T0 + 150, MAIN),
+        Some(Transition::Opened)
+    );
+    assert_eq!(
+        b.state(T0 + 249),
+        State::Open,
+        "timeout counts from the probe's failure"
+    );
     assert_eq!(b.admit(T0 + 249, MAIN), Admission::Reject);
     probe(&b, T0 + 250);
 }
@@ -118,7 +141,10 @@ fn a_probe_that_never_settles_frees_the_breaker_after_the_timeout() {
     // The lost probe's late answer decides nothing; the live probe's does.
     assert_eq!(b.on_probe_result(lost, true, T0 + 210, MAIN), None);
     assert_eq!(b.state(T0 + 210), State::HalfOpen);
-    assert_eq!(b.on_probe_result(second, true, T0 + 220, MAIN), Some(Transition::Closed));
+    assert_eq!(
+        b.on_probe_result(second, true, T0 + 220, MAIN),
+        Some(Transition::Closed)
+    );
 }
 
 #[test]
@@ -127,7 +153,11 @@ fn state_set_to_open_from_outside_counts_as_opened_when_first_seen() {
     let b = breaker(&memory, 5, 1000);
     // What `Atomics.store(array, STATE, OPEN)` does: the low half only.
     memory.slots()[STATE].store(State::Open as i32, SeqCst);
-    assert_eq!(b.admit(T0 + 5000, MAIN), Admission::Reject, "first sight stamps the opening");
+    assert_eq!(
+        b.admit(T0 + 5000, MAIN),
+        Admission::Reject,
+        "first sight stamps the opening"
+    );
     assert_eq!(b.state(T0 + 5999), State::Open);
     probe(&b, T0 + 6000);
 }
@@ -140,7 +170,11 @@ fn state_set_to_open_from_outside_during_a_probe_starts_a_fresh_wait() {
     let ticket = probe(&b, T0 + 100);
     memory.slots()[STATE].store(State::Open as i32, SeqCst);
     assert_eq!(b.admit(T0 + 300, MAIN), Admission::Reject);
-    assert_eq!(b.on_probe_result(ticket, true, T0 + 300, MAIN), None, "the probe's episode ended");
+    assert_eq!(
+        b.on_probe_result(ticket, true, T0 + 300, MAIN),
+        None,
+        "the probe's episode ended"
+    );
     assert_eq!(b.state(T0 + 399), State::Open);
     probe(&b, T0 + 400);
 }
@@ -165,7 +199,10 @@ fn forced_half_open_lets_the_next_caller_probe() {
     assert_eq!(b.state(T0 + 1), State::HalfOpen);
     let ticket = probe(&b, T0 + 1);
     assert_eq!(b.admit(T0 + 2, MAIN), Admission::Reject);
-    assert_eq!(b.on_probe_result(ticket, true, T0 + 3, MAIN), Some(Transition::Closed));
+    assert_eq!(
+        b.on_probe_result(ticket, true, T0 + 3, MAIN),
+        Some(Transition::Closed)
+    );
 }
 
 #[test]
@@ -175,7 +212,10 @@ fn forced_half_open_from_closed_admits_one_probe() {
     b.force_half_open();
     let ticket = probe(&b, T0);
     assert_eq!(b.admit(T0, MAIN), Admission::Reject);
-    assert_eq!(b.on_probe_result(ticket, false, T0, MAIN), Some(Transition::Opened));
+    assert_eq!(
+        b.on_probe_result(ticket, false, T0, MAIN),
+        Some(Transition::Opened)
+    );
     assert_eq!(b.state(T0 + 999), State::Open);
 }
 
@@ -198,7 +238,10 @@ fn a_zero_reset_timeout_still_admits_one_probe_at_a_time() {
     b.on_failure(T0, MAIN);
     let ticket = probe(&b, T0);
     assert_eq!(b.admit(T0, MAIN), Admission::Reject);
-    assert_eq!(b.on_probe_result(ticket, false, T0, MAIN), Some(Transition::Opened));
+    assert_eq!(
+        b.on_probe_result(ticket, false, T0, MAIN),
+        Some(Transition::Opened)
+    );
     probe(&b, T0);
 }
 
@@ -210,7 +253,11 @@ fn failures_while_open_count_but_do_not_transition() {
     // A call admitted before the breaker opened fails late.
     assert_eq!(b.on_failure(T0 + 1, MAIN), None);
     assert_eq!(b.consecutive_failures(), 2);
-    assert_eq!(b.state(T0 + 999), State::Open, "a late failure does not restart the wait");
+    assert_eq!(
+        b.state(T0 + 999),
+        State::Open,
+        "a late failure does not restart the wait"
+    );
 }
 
 #[test]
@@ -257,27 +304,45 @@ fn refuses_memory_it_cannot_use() {
     let short = &memory.slots()[..layout::SLOT_COUNT - 1];
     assert!(matches!(
         breaker_core::Slots::new(short),
-        Err(MemoryError::TooShort { required: layout::SLOT_COUNT, .. })
+        Err(MemoryError::TooShort {
+            required: layout::SLOT_COUNT,
+            ..
+        })
     ));
     let shifted = &memory.slots()[1..];
-    assert!(matches!(breaker_core::Slots::new(shifted), Err(MemoryError::Misaligned { .. })));
+    assert!(matches!(
+        breaker_core::Slots::new(shifted),
+        Err(MemoryError::Misaligned { .. })
+    ));
     memory.slots()[layout::LAYOUT_VERSION].store(12345, SeqCst);
     let slots = breaker_core::Slots::new(memory.slots()).unwrap();
-    assert_eq!(claim_layout(&slots), Err(MemoryError::ForeignLayout { found: 12345 }));
+    assert_eq!(
+        claim_layout(&slots),
+        Err(MemoryError::ForeignLayout { found: 12345 })
+    );
 }
 
 #[test]
 fn refuses_bad_settings() {
     for threshold in [0.0, -1.0, 1.5, f64::NAN, f64::INFINITY, 3e9] {
-        assert!(Config::new(threshold, 1000.0).is_err(), "threshold {threshold}");
+        assert!(
+            Config::new(threshold, 1000.0).is_err(),
+            "threshold {threshold}"
+        );
     }
     for timeout in [-1.0, f64::NAN, f64::INFINITY, 1e300] {
         assert!(Config::new(1.0, timeout).is_err(), "timeout {timeout}");
     }
     let config = Config::new(5.0, 0.5).unwrap();
-    assert_eq!((config.failure_threshold(), config.reset_timeout_ms()), (5, 1));
+    assert_eq!(
+        (config.failure_threshold(), config.reset_timeout_ms()),
+        (5, 1)
+    );
     let message = Config::new(0.0, 1.0).unwrap_err().to_string();
-    assert!(message.contains("failureThreshold") && message.contains("got 0"), "{message}");
+    assert!(
+        message.contains("failureThreshold") && message.contains("got 0"),
+        "{message}"
+    );
 }
 
 /// The whole life of a breaker, one step at a time.
@@ -295,14 +360,23 @@ fn refuses_bad_settings() {
 fn end_to_end_sequence() {
     let memory = OwnedSlots::new();
     let b = breaker(&memory, 3, 100);
-    assert_eq!(fail_n(&b, 3, T0), vec![None, None, Some(Transition::Opened)]);
+    assert_eq!(
+        fail_n(&b, 3, T0),
+        vec![None, None, Some(Transition::Opened)]
+    );
     assert_eq!(b.admit(T0 + 50, MAIN), Admission::Reject);
     let a = probe(&b, T0 + 100);
     assert_eq!(b.admit(T0 + 100, MAIN), Admission::Reject);
-    assert_eq!(b.on_probe_result(a, false, T0 + 120, MAIN), Some(Transition::Opened));
+    assert_eq!(
+        b.on_probe_result(a, false, T0 + 120, MAIN),
+        Some(Transition::Opened)
+    );
     assert_eq!(b.admit(T0 + 219, MAIN), Admission::Reject);
     let c = probe(&b, T0 + 220);
-    assert_eq!(b.on_probe_result(c, true, T0 + 220, MAIN), Some(Transition::Closed));
+    assert_eq!(
+        b.on_probe_result(c, true, T0 + 220, MAIN),
+        Some(Transition::Closed)
+    );
     assert_eq!(b.admit(T0 + 221, MAIN), Admission::Run);
     let totals = b.totals();
     assert_eq!(totals.failures, 4);

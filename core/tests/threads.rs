@@ -84,16 +84,38 @@ fn threads_sharing_one_slice_count_every_call_and_probe_one_at_a_time() {
         }
     });
 
-    let breaker = Breaker::new(Slots::new(memory.slots()).unwrap(), Config::new(5.0, 20.0).unwrap());
+    let breaker = Breaker::new(
+        Slots::new(memory.slots()).unwrap(),
+        Config::new(5.0, 20.0).unwrap(),
+    );
     let totals = breaker.totals();
-    assert_eq!(totals.requests, (THREADS * CALLS) as u64, "every call counted once");
-    assert_eq!(totals.successes + totals.failures + totals.rejections, totals.requests);
-    assert_eq!(most_probes_at_once.load(SeqCst), 1, "never two probes at once");
+    assert_eq!(
+        totals.requests,
+        (THREADS * CALLS) as u64,
+        "every call counted once"
+    );
+    assert_eq!(
+        totals.successes + totals.failures + totals.rejections,
+        totals.requests
+    );
+    assert_eq!(
+        most_probes_at_once.load(SeqCst),
+        1,
+        "never two probes at once"
+    );
     assert!(!invalid_state_seen.load(SeqCst));
     assert!(State::ALL.contains(&breaker.state(clock.load(SeqCst))));
     // The workload really exercised the machine, many times over.
-    assert!(opened.load(SeqCst) >= 10, "opened {} times", opened.load(SeqCst));
-    assert!(closed.load(SeqCst) >= 10, "closed {} times", closed.load(SeqCst));
+    assert!(
+        opened.load(SeqCst) >= 10,
+        "opened {} times",
+        opened.load(SeqCst)
+    );
+    assert!(
+        closed.load(SeqCst) >= 10,
+        "closed {} times",
+        closed.load(SeqCst)
+    );
     assert!(probes.load(SeqCst) >= closed.load(SeqCst));
     assert!(totals.rejections > 0);
 }
@@ -130,7 +152,10 @@ fn racing_failures_open_the_breaker_exactly_once() {
     const THREADS: usize = 8;
     for round in 0..200 {
         let memory = OwnedSlots::new();
-        Slots::new(memory.slots()).map(|s| claim_layout(&s)).unwrap().unwrap();
+        Slots::new(memory.slots())
+            .map(|s| claim_layout(&s))
+            .unwrap()
+            .unwrap();
         let barrier = Barrier::new(THREADS);
         let opened = AtomicUsize::new(0);
         thread::scope(|scope| {
@@ -147,9 +172,15 @@ fn racing_failures_open_the_breaker_exactly_once() {
             }
         });
         assert_eq!(opened.load(SeqCst), 1, "round {round}");
-        let breaker =
-            Breaker::new(Slots::new(memory.slots()).unwrap(), Config::new(3.0, 1000.0).unwrap());
-        assert_eq!(breaker.consecutive_failures(), THREADS as u32, "no failure lost");
+        let breaker = Breaker::new(
+            Slots::new(memory.slots()).unwrap(),
+            Config::new(3.0, 1000.0).unwrap(),
+        );
+        assert_eq!(
+            breaker.consecutive_failures(),
+            THREADS as u32,
+            "no failure lost"
+        );
         assert_eq!(breaker.state(T0), State::Open);
     }
 }
