@@ -6,7 +6,7 @@
 // without a native call before the task runs, converts arguments and shapes
 // promises.
 
-const native = loadNative()
+const native = require('./native.js')
 
 /** Slot name -> index in the shared `Int32Array`. Defined once, in Rust. */
 const CircuitBreakerKeys = Object.freeze(
@@ -26,21 +26,6 @@ const ADMIT_REJECT = -1
 
 const DEFAULT_FAILURE_THRESHOLD = 5
 const DEFAULT_RESET_TIMEOUT = 30000
-
-function loadNative() {
-  try {
-    return require('./binding.js')
-  } catch (cause) {
-    const platform = `${process.platform}-${process.arch}`
-    throw new Error(
-      `circuit-breaker-js: no native binary could be loaded for ${platform}. ` +
-        'Its prebuilt binary comes as an optional dependency: reinstall without ' +
-        '--no-optional / --omit=optional, or, with Rust installed, build it from ' +
-        'source with `npm run build` in the package folder.',
-      { cause },
-    )
-  }
-}
 
 const OPEN_BRAND = Symbol.for('circuit-breaker-js.CircuitOpenError')
 
