@@ -2,6 +2,7 @@
 import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { createRequire } from 'node:module'
+import { spawnSync } from 'node:child_process'
 import CircuitBreaker, {
   CircuitBreaker as NamedCircuitBreaker,
   CircuitBreakerKeys,
@@ -176,6 +177,24 @@ describe('constructor', () => {
       })
     })
   }
+
+  test('an options object whose getter throws gives a TypeError naming the option', () => {
+    const cause = new Error('getter says no')
+    const options = {
+      failureThreshold: 3,
+      get resetTimeout() {
+        throw cause
+      },
+    }
+    assert.throws(() => new CircuitBreaker(newArray(), options), (error) => {
+      assert.ok(error instanceof TypeError)
+      assert.match(error.message, /^options\.resetTimeout could not be read: getter says no$/)
+      assert.equal(error.cause, cause)
+      return true
+    })
+    const proxy = new Proxy({}, { get: () => { throw Symbol('odd') } })
+    assert.throws(() => new CircuitBreaker(newArray(), proxy), /^TypeError: options\.failureThreshold could not be read: Symbol\(odd\)$/)
+  })
 
   test('a buffer that holds something else is refused and left untouched', () => {
     const array = newArray()
@@ -427,6 +446,72 @@ describe('other members', () => {
     await breaker.execute(ok(1)).catch(() => {})
     assert.equal(breaker.getSuccessCount(), 2)
     assert.equal(breaker.getTotalRequestCount(), 5)
+  })
+})
+
+describe('how successes reach shared memory', () => {
+  // Raw sums of the per-thread stripes, read the way another thread would.
+  function rawTotals(array) {
+    const wide = new BigInt64Array(array.buffer, array.byteOffset)
+    const sum = (name) =>
+      Object.entries(CircuitBreakerKeys)
+        .filter(([key]) => key === name || new RegExp(`^${name}_\\d$`).test(key))
+        .reduce((total, [, index]) => total + Number(Atomics.load(wide, index / 2)), 0)
+    return { requests: sum('TOTAL_REQUEST_COUNT'), successes: sum('SUCCESS_COUNT') }
+  }
+
+  test('by the end of the tick, or every 256 successes within one tick', async () => {
+    const array = newArray()
+    const breaker = new CircuitBreaker(array, 5, 60000)
+    for (let i = 0; i < 300; i++) await breaker.execute(ok(i))
+    // Still inside one tick (only microtasks ran): one batch of 256 is out.
+    assert.deepEqual(rawTotals(array), { requests: 256, successes: 256 })
+    await new Promise((resolve) => setImmediate(resolve))
+    assert.deepEqual(rawTotals(array), { requests: 300, successes: 300 })
+    assert.ok(breaker.getLastSuccessTime() > 0)
+  })
+
+  test('a success that ends a run of failures reaches shared memory at once', async () => {
+    const array = newArray()
+    const breaker = new CircuitBreaker(array, 5, 60000)
+    await breaker.execute(boom()).catch(() => {})
+    assert.equal(Atomics.load(array, CircuitBreakerKeys.FAILURE_COUNT), 1)
+    await breaker.execute(ok(1))
+    assert.equal(Atomics.load(array, CircuitBreakerKeys.FAILURE_COUNT), 0)
+    assert.deepEqual(rawTotals(array), { requests: 2, successes: 1 })
+  })
+
+  test('a thread reads all its own calls, through any breaker over the buffer', async () => {
+    const array = newArray()
+    const first = new CircuitBreaker(array, 5, 60000)
+    const second = new CircuitBreaker(array, 5, 60000)
+    await first.execute(ok(1))
+    await second.execute(ok(2))
+    assert.equal(second.getSuccessCount(), 2)
+    assert.equal(first.getTotalRequestCount(), 2)
+  })
+})
+
+describe('open rejections', () => {
+  test('an ignored open rejection is still an unhandled rejection', () => {
+    // In a child: the test runner treats unhandled rejections as its own failures.
+    const script = `
+      import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+      const breaker = new CircuitBreaker(createSharedArray(), 1, 60000)
+      await breaker.execute(async () => { throw new Error('down') }).catch(() => {})
+      process.on('unhandledRejection', (reason) => {
+        console.log(reason.constructor.name, reason.code)
+        process.exitCode = 7
+      })
+      breaker.execute(async () => 1) // ignored on purpose
+    `
+    const child = spawnSync(process.execPath, ['--input-type=module', '-e', script], {
+      cwd: new URL('..', import.meta.url),
+      encoding: 'utf8',
+    })
+    assert.equal(child.stderr, '')
+    assert.equal(child.stdout.trim(), 'CircuitOpenError ERR_CIRCUIT_OPEN')
+    assert.equal(child.status, 7)
   })
 })
 

@@ -328,13 +328,14 @@ unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) ->
     }
 }
 
-/// `success(id)`: records the success of a call admitted while CLOSED.
+/// `success(id, count)`: records `count` successes of calls admitted while
+/// CLOSED (the facade publishes them in batches), the last one now.
 unsafe extern "C" fn success(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: as in `admit`.
     unsafe {
-        hot_call::<1>(env, info, |[id]| {
+        hot_call::<2>(env, info, |[id, count]| {
             with(id, |i| {
-                i.breaker.on_success(now_ms(), i.stripe);
+                i.breaker.on_successes(u64::from(count), now_ms(), i.stripe);
                 f64::NAN
             })
         })

@@ -328,7 +328,14 @@ impl<C: Cells> Breaker<C> {
 
     /// Reports that a call admitted with [`Admission::Run`] succeeded.
     pub fn on_success(&self, now_ms: u64, stripe: Stripe) {
-        self.count_success(now_ms, stripe);
+        self.on_successes(1, now_ms, stripe);
+    }
+
+    /// Reports `count` successes of calls admitted with [`Admission::Run`]
+    /// at once, the last of them at `now_ms`: a thread may publish its
+    /// successes in batches. Like one success, it ends a run of failures.
+    pub fn on_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
+        self.count_successes(count, now_ms, stripe);
     }
 
     /// Reports that a call admitted with [`Admission::Run`] failed. Opens the
@@ -362,7 +369,7 @@ impl<C: Cells> Breaker<C> {
     ) -> Option<Transition> {
         let probing = control(State::HalfOpen as u32, ticket.0);
         if succeeded {
-            self.count_success(now_ms, stripe);
+            self.count_successes(1, now_ms, stripe);
             self.swap_control(probing, State::Closed)
                 .map(|_| Transition::Closed)
         } else {
@@ -501,9 +508,9 @@ impl<C: Cells> Breaker<C> {
         Admission::Reject
     }
 
-    fn count_success(&self, now_ms: u64, stripe: Stripe) {
-        self.bump(stripe, REQUESTS);
-        self.bump(stripe, SUCCESSES);
+    fn count_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
+        self.add(stripe, REQUESTS, count);
+        self.add(stripe, SUCCESSES, count);
         raise(
             self.cells.wide(stripe_slot(stripe.0, LAST_SUCCESS_TIME)),
             now_ms,
@@ -525,9 +532,13 @@ impl<C: Cells> Breaker<C> {
     }
 
     fn bump(&self, stripe: Stripe, offset: usize) {
+        self.add(stripe, offset, 1);
+    }
+
+    fn add(&self, stripe: Stripe, offset: usize, count: u64) {
         self.cells
             .wide(stripe_slot(stripe.0, offset))
-            .fetch_add(1, Relaxed);
+            .fetch_add(count, Relaxed);
     }
 }
 

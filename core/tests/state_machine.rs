@@ -63,6 +63,20 @@ fn a_success_resets_the_run_of_failures() {
 }
 
 #[test]
+fn a_batch_of_successes_counts_each_and_resets_the_run_once() {
+    let memory = OwnedSlots::new();
+    let b = breaker(&memory, 3, 1000);
+    fail_n(&b, 2, T0);
+    b.on_successes(300, T0 + 5, MAIN);
+    assert_eq!(b.consecutive_failures(), 0);
+    let totals = b.totals();
+    assert_eq!(totals.successes, 300);
+    assert_eq!(totals.requests, 302);
+    assert_eq!(totals.last_success_ms, T0 + 5);
+    assert_eq!(b.state(T0 + 5), State::Closed);
+}
+
+#[test]
 fn rejects_while_open_and_counts_the_rejection() {
     let memory = OwnedSlots::new();
     let b = breaker(&memory, 1, 1000);
