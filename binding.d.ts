@@ -19,6 +19,9 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare function create(owner: object, array: unknown, failureThreshold: number, resetTimeout: number): number
 
+/** The whole content of a new breaker file: header and zeroed slots. */
+export declare function fileImage(): Buffer
+
 /** Forces a new half-open episode: the next caller probes. */
 export declare function forceHalfOpen(id: number): void
 

@@ -51,6 +51,29 @@ export declare function isCircuitOpenError(value: unknown): value is CircuitOpen
 /** A zeroed `Int32Array` over a new `SharedArrayBuffer`, exactly big enough for a breaker. */
 export declare function createSharedArray(): Int32Array
 
+export interface BreakerFileOptions {
+  /** Create the file when it does not exist. Default true. */
+  create?: boolean
+  /** Permission bits of a file this call creates, exactly (the umask does not apply). Default 0o600. */
+  mode?: number
+}
+
+/**
+ * An `Int32Array` over the slots of the breaker file at `path`, memory-mapped
+ * shared: every process and thread that builds a breaker over the same file
+ * shares one breaker. Creates the file when it does not exist (race-free:
+ * processes starting at once all end on one file). The mapping is released
+ * when nothing refers to the array or a breaker over it any more; the file is
+ * never deleted. Linux and macOS.
+ *
+ * @throws {TypeError} `path` is not a non-empty string or `file:` URL; a bad option type.
+ * @throws {RangeError} `mode` out of range.
+ * @throws {Error} with `code` `'ERR_CIRCUIT_BREAKER_FILE'` and `path`: the file is not
+ *   a breaker file of this layout (wrong magic, version, layout or length); it is left
+ *   untouched. Errors of `fs` (`ENOENT`, `EACCES`, `EISDIR`, ...) as they are.
+ */
+export declare function openBreakerFile(path: string | URL, options?: BreakerFileOptions): Int32Array
+
 /** Called instead of the task while the circuit is open; its (awaited) result resolves the call. */
 export type OpenFallback<T> = (error: CircuitOpenError) => T | PromiseLike<T>
 /** Called with the task's error when a call fails; its (awaited) result resolves the call. */
@@ -94,6 +117,9 @@ export declare class CircuitBreaker {
   )
   constructor(sharedArray: Int32Array, options: CircuitBreakerOptions)
 
+  /** A breaker over the breaker file at `path`: `new CircuitBreaker(openBreakerFile(path, options), options)`. */
+  static fromFile(path: string | URL, options?: CircuitBreakerOptions & BreakerFileOptions): CircuitBreaker
+
   /**
    * Runs `task` if the circuit lets it through. CLOSED: runs it; a rejection
    * or synchronous throw counts as a failure. OPEN: does not run it; rejects
@@ -105,7 +131,10 @@ export declare class CircuitBreaker {
 
   /** `'HALF_OPEN'` as soon as a call would be admitted as the probe. */
   getState(): CircuitBreakerState
-  /** The `SharedArrayBuffer` under the array. */
+  /**
+   * The `SharedArrayBuffer` under the array. (For a breaker over a breaker
+   * file, the `ArrayBuffer` over the file's mapping.)
+   */
   getSharedBuffer(): SharedArrayBuffer
   /** Forces HALF_OPEN for every thread: the next caller, anywhere, probes. */
   transitionToHalfOpen(): void

@@ -6,6 +6,9 @@
 // without a native call before the task runs, converts arguments and shapes
 // promises.
 
+const fs = require('node:fs')
+const { fileURLToPath } = require('node:url')
+const { threadId } = require('node:worker_threads')
 const native = require('./native.js')
 
 /** Slot name -> index in the shared `Int32Array`. Defined once, in Rust. */
@@ -40,6 +43,9 @@ function publishWaiting() {
   waiting = []
   for (let i = 0; i < publishers.length; i++) publishers[i]()
 }
+// A thread that exits (`process.exit()` included) publishes first: that
+// matters for breaker files, which outlive the process.
+process.on('exit', publishWaiting)
 
 const OPEN_BRAND = Symbol.for('circuit-breaker-js.CircuitOpenError')
 
@@ -103,6 +109,82 @@ const OPEN_REJECTION = Object.freeze({
     reject(circuitOpenError())
   },
 })
+
+/**
+ * An `Int32Array` over the slots of the breaker file at `path`, mapped
+ * shared: every process (and thread) that opens the same file and builds a
+ * breaker over the array shares one breaker. Creates the file (mode 0o600
+ * unless `mode` says otherwise) when it does not exist and `create` is not
+ * false; several processes may race to create it, and all end up on the
+ * same file. A file that is not exactly a breaker file of this layout is
+ * refused and left untouched.
+ */
+function openBreakerFile(path, options) {
+  const where = filePath(path)
+  const create = options?.create ?? true
+  const mode = options?.mode ?? 0o600
+  if (typeof create !== 'boolean') {
+    throw new TypeError(`options.create must be a boolean, got ${describe(create)}`)
+  }
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
+    throw typeof mode === 'number'
+      ? new RangeError(`options.mode must be an integer from 0 to 0o7777, got ${mode}`)
+      : new TypeError(`options.mode must be a number, got ${describe(mode)}`)
+  }
+  let fd
+  try {
+    fd = fs.openSync(where, 'r+')
+  } catch (error) {
+    if (error.code !== 'ENOENT' || !create) throw error
+    try {
+      fd = createBreakerFile(where, mode)
+    } catch (createError) {
+      // A missing folder: say so about the path asked for, not the temporary one.
+      throw createError.code === 'ENOENT' ? error : createError
+    }
+  }
+  try {
+    return native.mapFile(fd)
+  } catch (error) {
+    if (error?.code !== 'ERR_CIRCUIT_BREAKER_FILE') throw error
+    const refused = new Error(`circuit-breaker-js: the file ${where} ${error.message}`)
+    refused.code = error.code
+    refused.path = where
+    throw refused
+  } finally {
+    fs.closeSync(fd)
+  }
+}
+
+function filePath(path) {
+  if (typeof path === 'string' && path !== '' && !path.includes('\0')) return path
+  if (path instanceof URL) return fileURLToPath(path)
+  throw new TypeError(`path must be a non-empty string or a file: URL, got ${describe(path)}`)
+}
+
+// Writes the whole file under a temporary name and links it into place, so
+// nobody ever opens a half-written breaker file. Whoever links first wins;
+// the others open the winner's file.
+function createBreakerFile(path, mode) {
+  const temporary = `${path}.${process.pid}-${threadId}-${Math.random().toString(36).slice(2)}.new`
+  const fd = fs.openSync(temporary, 'wx+', mode)
+  let keep = false
+  try {
+    fs.fchmodSync(fd, mode) // exactly `mode`, whatever the umask
+    fs.writeSync(fd, native.fileImage())
+    try {
+      fs.linkSync(temporary, path)
+    } catch (error) {
+      if (error.code !== 'EEXIST') throw error
+      return fs.openSync(path, 'r+')
+    }
+    keep = true
+    return fd
+  } finally {
+    if (!keep) fs.closeSync(fd)
+    fs.unlinkSync(temporary)
+  }
+}
 
 /** A zeroed `Int32Array` over a new `SharedArrayBuffer`, exactly big enough. */
 function createSharedArray() {
@@ -237,6 +319,18 @@ class CircuitBreaker {
         return this.#failureFallback(error)
       }
     }
+  }
+
+  /**
+   * A breaker over the breaker file at `path` (see `openBreakerFile`, whose
+   * `create` and `mode` options it takes besides the breaker's own).
+   */
+  static fromFile(path, options) {
+    const array = openBreakerFile(path, {
+      create: options === undefined || options === null ? undefined : readOption(options, 'create'),
+      mode: options === undefined || options === null ? undefined : readOption(options, 'mode'),
+    })
+    return new CircuitBreaker(array, options ?? {})
   }
 
   /**
@@ -379,5 +473,6 @@ module.exports = {
   CircuitOpenError,
   isCircuitOpenError,
   createSharedArray,
+  openBreakerFile,
   default: CircuitBreaker,
 }

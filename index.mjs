@@ -8,5 +8,6 @@ export const {
   CircuitOpenError,
   isCircuitOpenError,
   createSharedArray,
+  openBreakerFile,
 } = cjs
 export default cjs.CircuitBreaker

@@ -18,7 +18,10 @@ use napi_derive::napi;
 use std::cell::RefCell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
+use std::sync::Arc;
 use std::time::{SystemTime, UNIX_EPOCH};
+
+mod file;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("the STATE slot is the low half of a 64-bit word: little-endian targets only");
@@ -29,13 +32,20 @@ struct Instance {
     /// Strong reference to the `Int32Array`, so its `SharedArrayBuffer`
     /// outlives `breaker`'s view of it. Deleted by the finalizer.
     array: sys::napi_ref,
+    /// For an array over a breaker file: the mapping, kept for as long as
+    /// the breaker exists even if its `ArrayBuffer` is detached.
+    _mapping: Option<Arc<file::Mapping>>,
 }
 
 thread_local! {
     static INSTANCES: RefCell<Vec<Option<Instance>>> = const { RefCell::new(Vec::new()) };
     /// This thread's counter stripe: threads are numbered as they make their
-    /// first breaker, so the first eight threads never share a stripe.
-    static STRIPE: Stripe = Stripe::new(NEXT_THREAD.fetch_add(1, Ordering::Relaxed));
+    /// first breaker, so eight threads of a process never share a stripe.
+    /// Numbering starts at the process id, so processes sharing a breaker
+    /// file spread over the stripes too.
+    static STRIPE: Stripe = Stripe::new(
+        (std::process::id() as usize).wrapping_add(NEXT_THREAD.fetch_add(1, Ordering::Relaxed)),
+    );
 }
 
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
@@ -100,8 +110,8 @@ pub fn create(
     failure_threshold: f64,
     reset_timeout: f64,
 ) -> Result<u32> {
-    let slots = match shared_slots(env.raw(), array.raw()) {
-        Ok(slots) => slots,
+    let (slots, mapping) = match shared_slots(env.raw(), array.raw()) {
+        Ok(found) => found,
         Err(thrown) => return throw(&env, thrown),
     };
     let config = match Config::new(failure_threshold, reset_timeout) {
@@ -119,6 +129,7 @@ pub fn create(
         breaker: Breaker::new(slots, config),
         stripe: STRIPE.with(|s| *s),
         array: array_ref,
+        _mapping: mapping,
     };
 
     let id = INSTANCES.with(|table| -> Result<u32> {
@@ -199,12 +210,13 @@ fn check(status: sys::napi_status) -> Result<()> {
     }
 }
 
-/// Checks that `value` is an `Int32Array` over a `SharedArrayBuffer` that can
-/// hold a breaker, and views its memory as slots.
+/// Checks that `value` is an `Int32Array` over a `SharedArrayBuffer` (or
+/// over a breaker file's mapping) that can hold a breaker, and views its
+/// memory as slots.
 fn shared_slots(
     env: sys::napi_env,
     value: sys::napi_value,
-) -> std::result::Result<Slots<'static>, Thrown> {
+) -> std::result::Result<(Slots<'static>, Option<Arc<file::Mapping>>), Thrown> {
     const EXPECTED: &str = "sharedArray must be an Int32Array over a SharedArrayBuffer";
     let napi_failed = |_| Thrown::Type(format!("{EXPECTED}; it could not be inspected"));
 
@@ -246,11 +258,19 @@ fn shared_slots(
     // SAFETY: as above; `buffer` is the typed array's buffer.
     check(unsafe { sys::napi_is_arraybuffer(env, buffer, &mut is_plain_buffer) })
         .map_err(napi_failed)?;
-    if is_plain_buffer {
-        return Err(Thrown::Type(format!(
-            "{EXPECTED}, got an Int32Array over an ArrayBuffer that is not shared"
-        )));
-    }
+    let mapping = if is_plain_buffer {
+        // Not a SharedArrayBuffer: acceptable only over a live breaker file
+        // mapping, which cannot move or shrink while the breaker holds it.
+        let found = file::mapping_containing(data as usize, length.saturating_mul(4));
+        if found.is_none() {
+            return Err(Thrown::Type(format!(
+                "{EXPECTED}, got an Int32Array over an ArrayBuffer that is not shared"
+            )));
+        }
+        found
+    } else {
+        None
+    };
     if data.is_null() || length == 0 {
         return Err(Thrown::Range(format!(
             "sharedArray {}",
@@ -261,13 +281,16 @@ fn shared_slots(
         )));
     }
     // SAFETY: `data` points to `length` 4-byte-aligned `i32`s inside a
-    // SharedArrayBuffer (checked above). Such a buffer cannot be detached,
-    // transferred or shrunk, and the `napi_ref` taken in `create` keeps it
-    // alive for as long as the breaker exists. Other threads write it
-    // concurrently, which is why it is only ever touched as atomics.
+    // SharedArrayBuffer, or inside a file mapping (checked above). Such a
+    // buffer cannot be detached, transferred or shrunk, and the `napi_ref`
+    // taken in `create` keeps it alive for as long as the breaker exists; a
+    // mapping is also kept by the breaker's `Arc`. Other threads and
+    // processes write it concurrently, which is why it is only ever touched
+    // as atomics.
     let slots: &'static [AtomicI32] =
         unsafe { std::slice::from_raw_parts(data as *const AtomicI32, length) };
-    Slots::new(slots).map_err(|error| Thrown::Range(format!("sharedArray {error}")))
+    let slots = Slots::new(slots).map_err(|error| Thrown::Range(format!("sharedArray {error}")))?;
+    Ok((slots, mapping))
 }
 
 fn typed_array_name(kind: sys::napi_typedarray_type) -> &'static str {
@@ -377,6 +400,30 @@ unsafe extern "C" fn probe_result(
     }
 }
 
+/// The first `N` arguments of a call, or `None` if it has fewer.
+///
+/// # Safety
+/// `env` and `info` must be the live arguments of an N-API callback.
+unsafe fn arguments<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> Option<[sys::napi_value; N]> {
+    let mut argc = N;
+    let mut argv = [std::ptr::null_mut(); N];
+    // SAFETY: `argv` has room for `argc` values; null this/data are allowed.
+    let status = unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    (status == sys::Status::napi_ok && argc >= N).then_some(argv)
+}
+
 /// Reads `N` unsigned 32-bit arguments, runs `f`, and returns its number
 /// (`NaN` stands for `undefined`). Bad arguments or a stale handle throw a
 /// `TypeError`; nothing here can unwind into N-API.
@@ -388,24 +435,16 @@ unsafe fn hot_call<const N: usize>(
     info: sys::napi_callback_info,
     f: impl FnOnce([u32; N]) -> Result<f64>,
 ) -> sys::napi_value {
-    let mut argc = N;
-    let mut argv = [std::ptr::null_mut(); N];
     let mut args = [0u32; N];
-    // SAFETY: `argv` has room for `argc` values; null this/data are allowed.
-    let mut ok = unsafe {
-        sys::napi_get_cb_info(
-            env,
-            info,
-            &mut argc,
-            argv.as_mut_ptr(),
-            std::ptr::null_mut(),
-            std::ptr::null_mut(),
-        )
-    } == sys::Status::napi_ok
-        && argc >= N;
-    for (value, arg) in argv.iter().zip(args.iter_mut()) {
-        // SAFETY: `value` is an argument handle of this call (or null, which N-API rejects).
-        ok = ok && unsafe { sys::napi_get_value_uint32(env, *value, arg) } == sys::Status::napi_ok;
+    // SAFETY: live callback arguments, per this function's contract.
+    let mut ok = false;
+    if let Some(argv) = unsafe { arguments::<N>(env, info) } {
+        ok = true;
+        for (value, arg) in argv.iter().zip(args.iter_mut()) {
+            // SAFETY: `value` is an argument handle of this call.
+            ok = ok
+                && unsafe { sys::napi_get_value_uint32(env, *value, arg) } == sys::Status::napi_ok;
+        }
     }
     let result = if ok {
         f(args)
@@ -433,15 +472,136 @@ unsafe fn hot_call<const N: usize>(
     }
 }
 
+/// `mapFile(fd)`: checks the breaker file open as `fd` and returns an
+/// `Int32Array` over its slots, mapped shared. Throws an `Error` with `code`
+/// `ERR_CIRCUIT_BREAKER_FILE` and a message that completes "the file ...".
+unsafe extern "C" fn map_file(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let mut fd = -1;
+    // SAFETY: live callback arguments (N-API calls this with them).
+    let ok = unsafe { arguments::<1>(env, info) }.is_some_and(|[value]| {
+        // SAFETY: `value` is an argument handle of this call.
+        let status = unsafe { sys::napi_get_value_int32(env, value, &mut fd) };
+        status == sys::Status::napi_ok
+    });
+    if !ok || fd < 0 {
+        // SAFETY: live env; static NUL-terminated strings.
+        unsafe {
+            sys::napi_throw_type_error(
+                env,
+                c"ERR_INVALID_ARG_TYPE".as_ptr(),
+                c"fd must be an open file descriptor".as_ptr(),
+            )
+        };
+        return std::ptr::null_mut();
+    }
+    let mapping = match file::map(fd) {
+        Ok(mapping) => mapping,
+        Err(error) => {
+            let message = match error {
+                #[cfg(unix)]
+                file::MapError::Io(error) => format!("could not be mapped: {error}"),
+                #[cfg(unix)]
+                file::MapError::Format(error) => error.to_string(),
+                #[cfg(unix)]
+                file::MapError::NotAFile => "is not a regular file".to_string(),
+                #[cfg(not(unix))]
+                file::MapError::Unsupported => {
+                    "cannot be shared here: breaker files need mmap (Linux, macOS)".to_string()
+                }
+            };
+            let message = std::ffi::CString::new(message).unwrap_or_default();
+            // SAFETY: live env; NUL-terminated strings that outlive the call.
+            unsafe {
+                sys::napi_throw_error(env, c"ERR_CIRCUIT_BREAKER_FILE".as_ptr(), message.as_ptr())
+            };
+            return std::ptr::null_mut();
+        }
+    };
+    // SAFETY: live env; the mapping stays valid while the Arc in the hint lives.
+    match unsafe { int32_array_over(env, mapping) } {
+        Ok(array) => array,
+        Err(_) => {
+            // SAFETY: live env; static strings.
+            unsafe {
+                sys::napi_throw_error(
+                    env,
+                    c"ERR_CIRCUIT_BREAKER_FILE".as_ptr(),
+                    c"could not be exposed as an Int32Array".as_ptr(),
+                )
+            };
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// An `Int32Array` of the file's slots over an external `ArrayBuffer` whose
+/// finalizer releases its share of the mapping.
+///
+/// # Safety
+/// `env` must be live.
+unsafe fn int32_array_over(
+    env: sys::napi_env,
+    mapping: Arc<file::Mapping>,
+) -> Result<sys::napi_value> {
+    let slots = mapping.slots_address();
+    let hint = Box::into_raw(Box::new(mapping));
+    let mut buffer = std::ptr::null_mut();
+    // SAFETY: `slots` is valid for SLOT_COUNT * 4 bytes while `hint` lives;
+    // the finalizer frees `hint` exactly once.
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env,
+            slots as *mut c_void,
+            layout::SLOT_COUNT * 4,
+            Some(release_mapping),
+            hint.cast(),
+            &mut buffer,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: the buffer was not made, so the finalizer will never run.
+        drop(unsafe { Box::from_raw(hint) });
+        return check(status).map(|_| std::ptr::null_mut());
+    }
+    let mut array = std::ptr::null_mut();
+    // SAFETY: live env; `buffer` was just made with room for the slots.
+    check(unsafe {
+        sys::napi_create_typedarray(
+            env,
+            sys::TypedarrayType::int32_array,
+            layout::SLOT_COUNT,
+            buffer,
+            0,
+            &mut array,
+        )
+    })?;
+    Ok(array)
+}
+
+unsafe extern "C" fn release_mapping(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box made in `int32_array_over`, freed only here.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<file::Mapping>>()) });
+}
+
+/// The whole content of a new breaker file: header and zeroed slots.
+#[napi]
+pub fn file_image() -> napi::bindgen_prelude::Buffer {
+    breaker_core::file::new_file_image().into()
+}
+
 /// Adds the per-call functions to the module's exports.
 #[napi(module_exports)]
 pub fn register_hot_path(mut exports: Object, env: Env) -> Result<()> {
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let functions: [(&str, Callback); 4] = [
+    let functions: [(&str, Callback); 5] = [
         ("admit", admit),
         ("success", success),
         ("failure", failure),
         ("probeResult", probe_result),
+        ("mapFile", map_file),
     ];
     for (name, callback) in functions {
         let mut function = std::ptr::null_mut();

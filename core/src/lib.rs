@@ -7,6 +7,7 @@
 
 pub mod breaker;
 pub mod cells;
+pub mod file;
 pub mod layout;
 
 pub use breaker::{

@@ -1,0 +1,238 @@
+// One breaker across processes, over a memory-mapped breaker file.
+import { test, describe, after } from 'node:test'
+import assert from 'node:assert/strict'
+import { fork, spawnSync } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import CircuitBreaker, { CircuitBreakerKeys, CircuitOpenError, openBreakerFile } from 'circuit-breaker-js'
+
+const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()
+const folder = fs.mkdtempSync(path.join(base, 'cbjs-test-'))
+after(() => fs.rmSync(folder, { recursive: true, force: true }))
+let files = 0
+const newPath = () => path.join(folder, `breaker-${files++}`)
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+const fixture = new URL('./fixtures/file-process.mjs', import.meta.url)
+const FILE_BYTES = 64 + Object.keys(CircuitBreakerKeys).length * 4
+
+// A child process over the breaker file, driven by commands over IPC.
+function child(file, failureThreshold, resetTimeout) {
+  const process = fork(fixture, [file, String(failureThreshold), String(resetTimeout)], {
+    cwd: new URL('..', import.meta.url),
+    stdio: ['ignore', 'inherit', 'inherit', 'ipc'],
+  })
+  const pending = new Map()
+  let next = 0
+  const exited = new Promise((resolve) => process.once('exit', (code, signal) => resolve({ code, signal })))
+  const ready = new Promise((resolve, reject) => {
+    process.once('exit', (code) => reject(new Error(`child exited early with ${code}`)))
+    process.on('message', (message) => {
+      if (message.ready) return resolve()
+      const { resolve: done, reject: fail } = pending.get(message.id)
+      pending.delete(message.id)
+      if (message.error) fail(new Error(message.error))
+      else done(message.result)
+    })
+  })
+  return {
+    process,
+    exited,
+    ready,
+    run(command, args) {
+      const id = next++
+      return new Promise((resolve, reject) => {
+        pending.set(id, { resolve, reject })
+        process.send({ id, command, args })
+      })
+    },
+    end() {
+      process.disconnect()
+      return exited
+    },
+  }
+}
+
+async function children(count, ...settings) {
+  const all = Array.from({ length: count }, () => child(...settings))
+  await Promise.all(all.map((c) => c.ready))
+  return all
+}
+
+describe('a breaker file shared by processes', () => {
+  test('a failure burst in one process opens it for all; then exactly one probe runs across all', async () => {
+    const file = newPath()
+    const resetTimeout = 2000
+    const all = await children(4, file, 3, resetTimeout)
+    try {
+      assert.deepEqual(await all[0].run('fail', { times: 3 }), { state: 'OPEN' })
+      const openedAt = Date.now()
+      for (const c of all) {
+        assert.deepEqual(await c.run('tryOnce'), { ran: false, outcome: 'open', state: 'OPEN' })
+      }
+      // Every process calls in a tight loop from the moment the reset timeout
+      // has passed; the one task that runs fails after 300 ms, so the breaker
+      // opens again for 2 s, well past the 800 ms of calling.
+      await sleep(Math.max(0, openedAt + resetTimeout + 50 - Date.now()))
+      const results = await Promise.all(all.map((c) => c.run('hammer', { ms: 800, taskMs: 300 })))
+      const ran = results.reduce((sum, r) => sum + r.ran, 0)
+      assert.equal(ran, 1, JSON.stringify(results))
+      assert.ok(results.every((r) => r.refused > 0), JSON.stringify(results))
+      assert.equal(CircuitBreaker.fromFile(file).getState(), 'OPEN')
+    } finally {
+      await Promise.all(all.map((c) => c.end()))
+    }
+  })
+
+  test('counts add up exactly after 4 x 100,000 calls in 4 processes', async () => {
+    const file = newPath()
+    const all = await children(4, file, 1e9, 60000)
+    let results
+    try {
+      results = await Promise.all(all.map((c) => c.run('count', { calls: 100_000, failEvery: 50 })))
+    } finally {
+      await Promise.all(all.map((c) => c.end()))
+    }
+    for (const r of results) assert.deepEqual(r, { succeeded: 98_000, failed: 2_000 })
+    const breaker = CircuitBreaker.fromFile(file, { failureThreshold: 1e9 })
+    assert.equal(breaker.getTotalRequestCount(), 400_000)
+    assert.equal(breaker.getSuccessCount(), 392_000)
+    assert.equal(breaker.getState(), 'CLOSED')
+  })
+
+  test('a process killed with SIGKILL while holding the probe: the breaker recovers after the lease', async () => {
+    const file = newPath()
+    const resetTimeout = 1500
+    const breaker = CircuitBreaker.fromFile(file, { failureThreshold: 1, resetTimeout })
+    const [holder] = await children(1, file, 1, resetTimeout)
+    breaker.transitionToHalfOpen()
+    assert.deepEqual(await holder.run('holdProbe'), { probing: true })
+    const probingSince = Date.now()
+    holder.process.kill('SIGKILL')
+    assert.deepEqual(await holder.exited, { code: null, signal: 'SIGKILL' })
+    // The dead process's lease holds for resetTimeout: meanwhile calls are refused.
+    let ran = false
+    await assert.rejects(breaker.execute(async () => (ran = true)), CircuitOpenError)
+    assert.equal(ran, false)
+    // Then the next caller probes, and its success closes the breaker.
+    let value
+    while (value === undefined) {
+      value = await breaker.execute(async () => 'probed').catch(() => undefined)
+      if (value === undefined) await sleep(20)
+      assert.ok(Date.now() - probingSince < resetTimeout + 5000, 'never recovered')
+    }
+    assert.equal(value, 'probed')
+    assert.ok(Date.now() - probingSince >= resetTimeout - 50)
+    assert.equal(breaker.getState(), 'CLOSED')
+  })
+
+  test('processes that create the same new file at once all join one breaker', async () => {
+    const file = newPath()
+    const script = `
+      import CircuitBreaker from 'circuit-breaker-js'
+      const breaker = CircuitBreaker.fromFile(${JSON.stringify(file)})
+      for (let i = 0; i < 1000; i++) await breaker.execute(async () => i)
+    `
+    const starts = Array.from({ length: 6 }, () =>
+      new Promise((resolve) => {
+        const c = fork('--input-type=module', [], { execArgv: ['-e', script], cwd: new URL('..', import.meta.url) })
+        c.on('exit', resolve)
+      }),
+    )
+    assert.deepEqual(await Promise.all(starts), [0, 0, 0, 0, 0, 0])
+    assert.equal(CircuitBreaker.fromFile(file).getTotalRequestCount(), 6000)
+    assert.deepEqual(fs.readdirSync(folder).filter((name) => name.startsWith(path.basename(file))), [path.basename(file)])
+  })
+})
+
+describe('breaker files', () => {
+  test('are created with mode 0600, or exactly the mode asked for', () => {
+    const first = newPath()
+    openBreakerFile(first)
+    assert.equal(fs.statSync(first).mode & 0o7777, 0o600)
+    assert.equal(fs.statSync(first).size, FILE_BYTES)
+    const second = newPath()
+    openBreakerFile(second, { mode: 0o664 })
+    assert.equal(fs.statSync(second).mode & 0o7777, 0o664)
+  })
+
+  test('a second open of the same path in one thread shares the same slots', async () => {
+    const file = newPath()
+    const one = CircuitBreaker.fromFile(file, { failureThreshold: 1 })
+    const two = CircuitBreaker.fromFile(new URL(`file://${file}`), { failureThreshold: 1 })
+    await one.execute(async () => Promise.reject(new Error('down'))).catch(() => {})
+    assert.equal(two.getState(), 'OPEN')
+    assert.ok(two.getSharedBuffer() instanceof ArrayBuffer)
+  })
+
+  test('create: false does not create a file', () => {
+    const file = newPath()
+    assert.throws(() => openBreakerFile(file, { create: false }), { code: 'ENOENT' })
+    assert.equal(fs.existsSync(file), false)
+  })
+
+  const image = () => {
+    const file = newPath()
+    openBreakerFile(file)
+    return fs.readFileSync(file)
+  }
+  const badFiles = [
+    ['wrong magic', () => Buffer.concat([Buffer.from('NOTABRKR'), image().subarray(8)]), /is not a circuit-breaker-js file/],
+    ['wrong version', () => { const b = image(); b.writeUInt32LE(99, 8); return b }, /format version 99; this build reads version 1/],
+    ['another layout', () => { const b = image(); b.writeUInt32LE(7, 16); return b }, /another layout .* 7 slots/],
+    ['truncated', () => image().subarray(0, FILE_BYTES - 4), new RegExp(`is ${FILE_BYTES - 4} bytes long; a breaker file is ${FILE_BYTES} bytes`)],
+    ['too long', () => Buffer.concat([image(), Buffer.alloc(8)]), /bytes long; a breaker file of this layout is/],
+    ['empty', () => Buffer.alloc(0), /is 0 bytes long/],
+    ['text', () => Buffer.from('hello, world\n'), /is 13 bytes long/],
+  ]
+  for (const [what, content, message] of badFiles) {
+    test(`a file with ${what} is refused with a clear error and left untouched`, () => {
+      const file = newPath()
+      const bytes = content()
+      fs.writeFileSync(file, bytes)
+      const modified = fs.statSync(file).mtimeMs
+      assert.throws(() => CircuitBreaker.fromFile(file), (error) => {
+        assert.equal(error.code, 'ERR_CIRCUIT_BREAKER_FILE')
+        assert.equal(error.path, file)
+        assert.match(error.message, message)
+        assert.ok(error.message.startsWith(`circuit-breaker-js: the file ${file} `))
+        return true
+      })
+      assert.deepEqual(fs.readFileSync(file), bytes)
+      assert.equal(fs.statSync(file).mtimeMs, modified)
+    })
+  }
+
+  test('a directory is refused', () => {
+    assert.throws(() => openBreakerFile(folder), { code: 'EISDIR' })
+  })
+
+  test('a file this user may not write is refused and left untouched', () => {
+    const file = newPath()
+    openBreakerFile(file)
+    const before = fs.readFileSync(file)
+    if (process.getuid?.() === 0) {
+      // root may write anything: try as an unprivileged user instead.
+      const script = `
+        process.setgid(65534); process.setuid(65534)
+        try { require('circuit-breaker-js').openBreakerFile(${JSON.stringify(file)}); console.log('opened') }
+        catch (error) { console.log(error.code) }
+      `
+      const run = spawnSync(process.execPath, ['-e', script], { cwd: new URL('..', import.meta.url), encoding: 'utf8' })
+      assert.equal(run.stdout.trim(), 'EACCES', run.stderr)
+    } else {
+      fs.chmodSync(file, 0o400)
+      assert.throws(() => openBreakerFile(file), { code: 'EACCES' })
+    }
+    assert.deepEqual(fs.readFileSync(file), before)
+  })
+
+  test('bad arguments are TypeErrors and RangeErrors naming them', () => {
+    for (const bad of [undefined, null, 42, '', {}, 'a\0b']) {
+      assert.throws(() => openBreakerFile(bad), (error) => error instanceof TypeError && /^path must be/.test(error.message))
+    }
+    assert.throws(() => openBreakerFile(newPath(), { create: 'yes' }), /^TypeError: options.create must be a boolean/)
+    assert.throws(() => openBreakerFile(newPath(), { mode: -1 }), /^RangeError: options.mode must be an integer from 0 to 0o7777, got -1/)
+    assert.throws(() => openBreakerFile(newPath(), { mode: '600' }), /^TypeError: options.mode must be a number/)
+  })
+})

@@ -1,0 +1,135 @@
+//! Breaker files: the slots of one breaker in a memory-mapped file, so that
+//! processes (and the threads inside them) share one breaker.
+//!
+//! JavaScript opens or creates the file (with `fs`, so errors are Node's own)
+//! and hands the descriptor to `mapFile`, which checks the whole header before
+//! mapping anything, maps the file shared, and returns an `Int32Array` over its
+//! slots. The mapping lives as long as anything holds it: the `ArrayBuffer`
+//! (through its finalizer) and every breaker built over it (through an `Arc`),
+//! so a breaker never sees its memory unmapped. The file is never deleted.
+
+use std::sync::{Arc, Mutex, Weak};
+
+/// One shared mapping of a breaker file.
+pub struct Mapping {
+    address: usize,
+    length: usize,
+}
+
+/// Every mapping alive in this process, so `create` can recognise an
+/// `Int32Array` over one (it is not a `SharedArrayBuffer`, but it is shared
+/// memory that cannot move or shrink while the mapping lives).
+static MAPPINGS: Mutex<Vec<Weak<Mapping>>> = Mutex::new(Vec::new());
+
+/// The live mapping that holds `length` bytes at `address`, if any.
+pub fn mapping_containing(address: usize, length: usize) -> Option<Arc<Mapping>> {
+    let mut mappings = MAPPINGS
+        .lock()
+        .unwrap_or_else(|poisoned| poisoned.into_inner());
+    mappings.retain(|weak| weak.strong_count() > 0);
+    mappings.iter().filter_map(Weak::upgrade).find(|mapping| {
+        address >= mapping.address
+            && address
+                .checked_add(length)
+                .is_some_and(|end| end <= mapping.address + mapping.length)
+    })
+}
+
+#[cfg(unix)]
+mod os {
+    use super::{Mapping, MAPPINGS};
+    use breaker_core::file::{check_file, HEADER_BYTES};
+    use std::fs::File;
+    use std::io;
+    use std::mem::ManuallyDrop;
+    use std::os::unix::fs::{FileExt, FileTypeExt};
+    use std::os::unix::io::FromRawFd;
+    use std::sync::Arc;
+
+    /// Why a descriptor could not be mapped: an OS error, or a file that is
+    /// not a breaker file of this layout.
+    pub enum MapError {
+        Io(io::Error),
+        Format(breaker_core::file::FileError),
+        NotAFile,
+    }
+
+    /// Checks and maps the breaker file open as `fd` (read and write). The
+    /// caller keeps ownership of `fd`.
+    pub fn map(fd: i32) -> Result<Arc<Mapping>, MapError> {
+        // SAFETY: the caller passes a descriptor it owns and keeps open for
+        // this call; ManuallyDrop keeps `File` from closing it.
+        let file = ManuallyDrop::new(unsafe { File::from_raw_fd(fd) });
+        let metadata = file.metadata().map_err(MapError::Io)?;
+        let kind = metadata.file_type();
+        if !kind.is_file() || kind.is_fifo() || kind.is_socket() {
+            return Err(MapError::NotAFile);
+        }
+        let length = metadata.len();
+        let mut header = [0u8; HEADER_BYTES];
+        let mut read = 0;
+        while read < HEADER_BYTES && (read as u64) < length {
+            match file.read_at(&mut header[read..], read as u64) {
+                Ok(0) => break,
+                Ok(n) => read += n,
+                Err(error) if error.kind() == io::ErrorKind::Interrupted => {}
+                Err(error) => return Err(MapError::Io(error)),
+            }
+        }
+        check_file(&header[..read], length).map_err(MapError::Format)?;
+        let length = length as usize;
+        // SAFETY: a fresh shared read-write mapping of `length` bytes of an
+        // open regular file; the result is checked before use.
+        let address = unsafe {
+            libc::mmap(
+                std::ptr::null_mut(),
+                length,
+                libc::PROT_READ | libc::PROT_WRITE,
+                libc::MAP_SHARED,
+                fd,
+                0,
+            )
+        };
+        if address == libc::MAP_FAILED {
+            return Err(MapError::Io(io::Error::last_os_error()));
+        }
+        let mapping = Arc::new(Mapping {
+            address: address as usize,
+            length,
+        });
+        MAPPINGS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner())
+            .push(Arc::downgrade(&mapping));
+        Ok(mapping)
+    }
+
+    impl Drop for Mapping {
+        fn drop(&mut self) {
+            // SAFETY: the region was mapped by `map` and nothing refers to it
+            // any more: every holder owned an `Arc` of this mapping.
+            unsafe { libc::munmap(self.address as *mut libc::c_void, self.length) };
+        }
+    }
+}
+
+#[cfg(unix)]
+pub use os::{map, MapError};
+
+impl Mapping {
+    /// Where the slots start: right after the file header.
+    pub fn slots_address(&self) -> usize {
+        self.address + breaker_core::file::HEADER_BYTES
+    }
+}
+
+#[cfg(not(unix))]
+pub enum MapError {
+    Unsupported,
+}
+
+/// Breaker files need `mmap`: Linux and macOS.
+#[cfg(not(unix))]
+pub fn map(_fd: i32) -> Result<Arc<Mapping>, MapError> {
+    Err(MapError::Unsupported)
+}
