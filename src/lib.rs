@@ -37,8 +37,19 @@ struct Instance {
     _mapping: Option<Arc<file::Mapping>>,
 }
 
+/// This thread's breakers, by id; ids of collected breakers are reused.
+struct Table {
+    slots: Vec<Option<Instance>>,
+    free: Vec<u32>,
+}
+
 thread_local! {
-    static INSTANCES: RefCell<Vec<Option<Instance>>> = const { RefCell::new(Vec::new()) };
+    static INSTANCES: RefCell<Table> = const {
+        RefCell::new(Table {
+            slots: Vec::new(),
+            free: Vec::new(),
+        })
+    };
     /// This thread's counter stripe: threads are numbered as they make their
     /// first breaker, so eight threads of a process never share a stripe.
     /// Numbering starts at the process id, so processes sharing a breaker
@@ -70,7 +81,7 @@ fn stale_handle(id: u32) -> Error {
 fn with<R>(id: u32, f: impl FnOnce(&Instance) -> R) -> Result<R> {
     INSTANCES.with(|table| {
         let table = table.try_borrow().map_err(|_| stale_handle(id))?;
-        match table.get(id as usize) {
+        match table.slots.get(id as usize) {
             Some(Some(instance)) => Ok(f(instance)),
             _ => Err(stale_handle(id)),
         }
@@ -134,15 +145,17 @@ pub fn create(
 
     let id = INSTANCES.with(|table| -> Result<u32> {
         let mut table = table.try_borrow_mut().map_err(|_| stale_handle(0))?;
-        let id = match table.iter().position(Option::is_none) {
+        let id = match table.free.pop() {
             Some(free) => free,
             None => {
-                table.push(None);
-                table.len() - 1
+                let next = u32::try_from(table.slots.len())
+                    .map_err(|_| Error::new(Status::GenericFailure, "too many breakers"))?;
+                table.slots.push(None);
+                next
             }
         };
-        table[id] = Some(instance);
-        u32::try_from(id).map_err(|_| Error::new(Status::GenericFailure, "too many breakers"))
+        table.slots[id as usize] = Some(instance);
+        Ok(id)
     })?;
 
     // SAFETY: `owner` is a live object of this call; the finalizer receives
@@ -175,10 +188,11 @@ unsafe extern "C" fn finalize(env: sys::napi_env, data: *mut c_void, _hint: *mut
 fn release(env: sys::napi_env, id: u32) {
     let instance = INSTANCES
         .try_with(|table| {
-            table
-                .try_borrow_mut()
-                .ok()
-                .and_then(|mut t| t.get_mut(id as usize)?.take())
+            table.try_borrow_mut().ok().and_then(|mut t| {
+                let instance = t.slots.get_mut(id as usize)?.take()?;
+                t.free.push(id);
+                Some(instance)
+            })
         })
         .ok()
         .flatten();
