@@ -1,3 +1,5 @@
-// Types of the ES module entry: the same declarations as index.d.ts.
+// Types of the ES module entry: the same names as the CommonJS entry, and the
+// class as the default export.
+import { CircuitBreaker } from './index.js'
 export * from './index.js'
-export { default } from './index.js'
+export default CircuitBreaker

@@ -51,6 +51,12 @@ export declare function isCircuitOpenError(value: unknown): value is CircuitOpen
 /** A zeroed `Int32Array` over a new `SharedArrayBuffer`, exactly big enough for a breaker. */
 export declare function createSharedArray(): Int32Array
 
+/**
+ * The global `URL` class where the program's types declare one (`@types/node`,
+ * the DOM library), so `file:` URLs are accepted; otherwise nothing.
+ */
+export type FileURL = typeof globalThis extends { URL: abstract new (...args: any) => infer T } ? T : never
+
 export interface BreakerFileOptions {
   /** Create the file when it does not exist. Default true. */
   create?: boolean
@@ -72,7 +78,7 @@ export interface BreakerFileOptions {
  *   a breaker file of this layout (wrong magic, version, layout or length); it is left
  *   untouched. Errors of `fs` (`ENOENT`, `EACCES`, `EISDIR`, ...) as they are.
  */
-export declare function openBreakerFile(path: string | URL, options?: BreakerFileOptions): Int32Array
+export declare function openBreakerFile(path: string | FileURL, options?: BreakerFileOptions): Int32Array
 
 /** Called instead of the task while the circuit is open; its (awaited) result resolves the call. */
 export type OpenFallback<T> = (error: CircuitOpenError) => T | PromiseLike<T>
@@ -118,7 +124,7 @@ export declare class CircuitBreaker {
   constructor(sharedArray: Int32Array, options: CircuitBreakerOptions)
 
   /** A breaker over the breaker file at `path`: `new CircuitBreaker(openBreakerFile(path, options), options)`. */
-  static fromFile(path: string | URL, options?: CircuitBreakerOptions & BreakerFileOptions): CircuitBreaker
+  static fromFile(path: string | FileURL, options?: CircuitBreakerOptions & BreakerFileOptions): CircuitBreaker
 
   /**
    * Runs `task` if the circuit lets it through. CLOSED: runs it; a rejection
