@@ -335,7 +335,9 @@ impl<C: Cells> Breaker<C> {
     /// at once, the last of them at `now_ms`: a thread may publish its
     /// successes in batches. Like one success, it ends a run of failures.
     pub fn on_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
-        self.count_successes(count, now_ms, stripe);
+        if count != 0 {
+            self.count_successes(count, now_ms, stripe);
+        }
     }
 
     /// Reports that a call admitted with [`Admission::Run`] failed. Opens the
@@ -370,8 +372,19 @@ impl<C: Cells> Breaker<C> {
         let probing = control(State::HalfOpen as u32, ticket.0);
         if succeeded {
             self.count_successes(1, now_ms, stripe);
-            self.swap_control(probing, State::Closed)
-                .map(|_| Transition::Closed)
+            let closed = self.swap_control(probing, State::Closed)?;
+            // Failures counted since the reset above saw HALF_OPEN and left
+            // the decision to this close: they come after the success, so if
+            // they reach the threshold they open the breaker again. A
+            // read-modify-write, so that it or `count_failure`'s sees the other.
+            let run = self.cells.word(FAILURE_COUNT).fetch_add(0, AcqRel) as u32;
+            if run >= self.config.failure_threshold {
+                if let Some(opened) = self.swap_control(closed, State::Open) {
+                    self.stamp_opening(opened, now_ms);
+                    return Some(Transition::Opened);
+                }
+            }
+            Some(Transition::Closed)
         } else {
             self.count_failure(now_ms, stripe);
             let opened = self.swap_control(probing, State::Open)?;
@@ -528,7 +541,7 @@ impl<C: Cells> Breaker<C> {
         self.bump(stripe, REQUESTS);
         self.bump(stripe, FAILURES);
         raise(self.cells.wide(LAST_FAILURE_TIME), now_ms);
-        (self.cells.word(FAILURE_COUNT).fetch_add(1, Relaxed) as u32).wrapping_add(1)
+        (self.cells.word(FAILURE_COUNT).fetch_add(1, AcqRel) as u32).wrapping_add(1)
     }
 
     fn bump(&self, stripe: Stripe, offset: usize) {

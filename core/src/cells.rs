@@ -145,6 +145,13 @@ impl ModelCells {
 }
 
 #[cfg(loom)]
+impl Default for ModelCells {
+    fn default() -> Self {
+        Self::new()
+    }
+}
+
+#[cfg(loom)]
 impl Cells for ModelCells {
     fn word(&self, index: usize) -> &AtomicI32 {
         &self.words[index]
