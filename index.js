@@ -71,11 +71,12 @@ Object.defineProperties(CircuitOpenError.prototype, {
  * through `postMessage`.
  */
 function isCircuitOpenError(value) {
-  return (
-    value !== null &&
-    typeof value === 'object' &&
-    (value[OPEN_BRAND] === true || value.code === 'ERR_CIRCUIT_OPEN')
-  )
+  if (value === null || typeof value !== 'object') return false
+  try {
+    return value[OPEN_BRAND] === true || value.code === 'ERR_CIRCUIT_OPEN'
+  } catch {
+    return false // a proxy or getter that throws is not one of ours
+  }
 }
 
 // The breaker's own rejections are made without running the Error
@@ -121,8 +122,8 @@ const OPEN_REJECTION = Object.freeze({
  */
 function openBreakerFile(path, options) {
   const where = filePath(path)
-  const create = options?.create ?? true
-  const mode = options?.mode ?? 0o600
+  const create = (options === undefined || options === null ? undefined : readOption(options, 'create')) ?? true
+  const mode = (options === undefined || options === null ? undefined : readOption(options, 'mode')) ?? 0o600
   if (typeof create !== 'boolean') {
     throw new TypeError(`options.create must be a boolean, got ${describe(create)}`)
   }
@@ -273,22 +274,23 @@ class CircuitBreaker {
     this.#openFallback = optionalFunction('openFallback', openFallback)
     this.#failureFallback = optionalFunction('failureFallback', failureFallback)
     // Validates the array (TypeError / RangeError) and the numbers (RangeError).
-    const id = native.create(this, sharedArray, this.#failureThreshold, this.#resetTimeout)
+    this.#id = native.create(this, sharedArray, this.#failureThreshold, this.#resetTimeout)
     const array = sharedArray
-    this.#id = id
     this.#array = array
 
     // Successes of this thread not yet added to the shared counters. A
     // success that changes no state (the run of failures is already 0) only
     // bumps `pending`; the count reaches shared memory, with the time of the
     // last success, at the end of the tick or every SUCCESS_BATCH successes.
+    // Every handler below names `this`: while a call is pending or a count is
+    // waiting, the breaker (and so its native handle) cannot be collected.
     let pending = 0
     let queued = false
     const publish = () => {
       if (pending !== 0) {
         const count = pending
         pending = 0
-        native.success(id, count)
+        native.success(this.#id, count)
       }
     }
     const publishAtTickEnd = () => {
@@ -307,7 +309,7 @@ class CircuitBreaker {
       // The caller gets the task's own promise; these only observe it.
       this.#onSuccess = recordSuccess
       this.#onFailure = () => {
-        native.failure(id)
+        native.failure(this.#id)
       }
     } else {
       this.#onSuccess = (value) => {
@@ -315,7 +317,7 @@ class CircuitBreaker {
         return value
       }
       this.#onFailure = (error) => {
-        native.failure(id)
+        native.failure(this.#id)
         return this.#failureFallback(error)
       }
     }
@@ -345,13 +347,14 @@ class CircuitBreaker {
     // CLOSED. The task is called from this frame rather than from a helper:
     // an Error the task makes captures one stack frame fewer, which in V8 is
     // worth ~0.5 µs a failure.
-    let result
+    // Promise.resolve() inside the try: a returned promise whose
+    // `constructor` getter throws is a failure of the task, not of execute.
+    let promise
     try {
-      result = task()
+      promise = Promise.resolve(task())
     } catch (error) {
       return this.#settleThrown(error, this.#onFailure)
     }
-    const promise = Promise.resolve(result)
     if (this.#failureFallback !== undefined) return promise.then(this.#onSuccess, this.#onFailure)
     promise.then(this.#onSuccess, this.#onFailure)
     return promise
@@ -361,17 +364,17 @@ class CircuitBreaker {
     const decision = native.admit(this.#id)
     if (decision === ADMIT_RUN) return this.#run(task, this.#onSuccess, this.#onFailure)
     if (decision === ADMIT_REJECT) return this.#reject()
-    const id = this.#id
-    const fallback = this.#failureFallback
+    // The handlers name `this`, so a pending probe keeps its breaker (and so
+    // its native handle) alive until it reports.
     return this.#run(
       task,
       (value) => {
-        native.probeResult(id, decision, 1)
+        native.probeResult(this.#id, decision, 1)
         return value
       },
       (error) => {
-        native.probeResult(id, decision, 0)
-        return fallback === undefined ? undefined : fallback(error)
+        native.probeResult(this.#id, decision, 0)
+        return this.#failureFallback === undefined ? undefined : this.#failureFallback(error)
       },
     )
   }
@@ -382,13 +385,12 @@ class CircuitBreaker {
   // the caller without being thrown again. With one, the caller gets the
   // handlers' promise, which resolves with the fallback's result.
   #run(task, onSuccess, onFailure) {
-    let result
+    let promise
     try {
-      result = task()
+      promise = Promise.resolve(task())
     } catch (error) {
       return this.#settleThrown(error, onFailure)
     }
-    const promise = Promise.resolve(result)
     if (this.#failureFallback !== undefined) return promise.then(onSuccess, onFailure)
     promise.then(onSuccess, onFailure)
     return promise

@@ -439,10 +439,10 @@ impl<C: Cells> Breaker<C> {
         };
         for stripe in 0..STRIPES {
             let read = |offset| self.cells.wide(stripe_slot(stripe, offset)).load(Relaxed);
-            totals.requests += read(REQUESTS);
-            totals.successes += read(SUCCESSES);
-            totals.failures += read(FAILURES);
-            totals.rejections += read(REJECTIONS);
+            totals.requests = totals.requests.wrapping_add(read(REQUESTS));
+            totals.successes = totals.successes.wrapping_add(read(SUCCESSES));
+            totals.failures = totals.failures.wrapping_add(read(FAILURES));
+            totals.rejections = totals.rejections.wrapping_add(read(REJECTIONS));
             totals.last_success_ms = totals.last_success_ms.max(read(LAST_SUCCESS_TIME));
         }
         totals
