@@ -1,0 +1,527 @@
+#!/usr/bin/env node
+// The benchmark of issue 5: circuit-breaker-js against opossum (defaults and
+// a lean configuration), cockatiel and a bare `await task()`, each contender
+// in child processes of its own, baselines measured inside every contender's
+// process and interleaved with it. See bench/README.md for the method.
+//
+//   node bench/run.mjs [--calls N] [--reps N] [--smoke] [--only a,b]
+//                      [--contenders a,b] [--json FILE]
+
+import { execFileSync, spawn } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
+import { fileURLToPath } from 'node:url'
+import { CONTENDERS, PEERS, contenderLabel } from './lib/contenders.mjs'
+import { median } from './lib/loops.mjs'
+import { TIMING_SCENARIOS, SCENARIO_NAMES } from './lib/scenarios.mjs'
+
+const HERE = path.dirname(fileURLToPath(import.meta.url))
+const started = Date.now()
+
+const USAGE = `usage: node bench/run.mjs [options]
+  --calls N          calls per repetition (default 200000; at least 200000 unless --smoke)
+  --reps N           timed repetitions after the warm-up (default 7; at least 5 unless --smoke)
+  --smoke            a few thousand calls, 2 repetitions: checks that every cell does its
+                     work, prints the table, exits 1 if any cell is invalid (for CI)
+  --only a,b         scenarios: ${SCENARIO_NAMES.join(', ')}
+  --contenders a,b   contenders: ${CONTENDERS.join(', ')}
+  --json FILE        also write every sample and summary as JSON`
+
+function parseArgs(argv) {
+  const options = { smoke: false, only: null, contenders: null, json: null, calls: null, reps: null }
+  for (let i = 0; i < argv.length; i++) {
+    const arg = argv[i]
+    const value = () => {
+      if (i + 1 >= argv.length) fail(`${arg} needs a value`)
+      return argv[++i]
+    }
+    const count = (name) => {
+      const text = value()
+      const number = Number(text)
+      if (!Number.isSafeInteger(number) || number < 1) fail(`${name} must be a positive integer, got ${text}`)
+      return number
+    }
+    const list = (allowed, name) => {
+      const names = value().split(',').map((s) => s.trim()).filter(Boolean)
+      for (const n of names) if (!allowed.includes(n)) fail(`unknown ${name} ${n}; known: ${allowed.join(', ')}`)
+      return names
+    }
+    if (arg === '--smoke') options.smoke = true
+    else if (arg === '--calls') options.calls = count('--calls')
+    else if (arg === '--reps') options.reps = count('--reps')
+    else if (arg === '--only') options.only = list(SCENARIO_NAMES, 'scenario')
+    else if (arg === '--contenders') options.contenders = list(CONTENDERS, 'contender')
+    else if (arg === '--json') options.json = value()
+    else if (arg === '--help' || arg === '-h') {
+      console.log(USAGE)
+      process.exit(0)
+    } else fail(`unknown argument ${arg}`)
+  }
+  if (options.smoke) {
+    options.calls ??= 4000
+    options.reps ??= 2
+  } else {
+    options.calls ??= 200_000
+    options.reps ??= 7
+    if (options.reps < 5) fail('--reps must be at least 5 (use --smoke for a checks-only run)')
+    if (options.calls < 200_000) fail('--calls must be at least 200000 (use --smoke for a checks-only run)')
+  }
+  options.warmups = 1
+  options.warmupCalls = Math.min(options.calls, 50_000)
+  options.budgetMs = options.smoke ? 1500 : 5000
+  options.instances = options.smoke ? 2000 : 100_000
+  options.memoryWindows = options.smoke ? 2 : 5
+  options.scenarios = options.only ?? SCENARIO_NAMES
+  options.contenderList = options.contenders ?? CONTENDERS
+  return options
+}
+
+function fail(message) {
+  console.error(`bench: ${message}\n${USAGE}`)
+  process.exit(2)
+}
+
+const options = parseArgs(process.argv.slice(2))
+
+// --- environment -----------------------------------------------------------
+
+function cpuModel() {
+  try {
+    const line = fs.readFileSync('/proc/cpuinfo', 'utf8').split('\n').find((l) => l.startsWith('model name'))
+    if (line) return line.split(':').slice(1).join(':').trim()
+  } catch {}
+  return os.cpus()[0]?.model ?? 'unknown'
+}
+function hasTaskset() {
+  try {
+    execFileSync('taskset', ['-p', String(process.pid)], { stdio: 'ignore' })
+    return true
+  } catch {
+    return false
+  }
+}
+const env = {
+  date: new Date().toISOString(),
+  node: process.version,
+  v8: process.versions.v8,
+  cpu: cpuModel(),
+  cores: os.availableParallelism?.() ?? os.cpus().length,
+  platform: `${os.platform()} ${os.release()} ${os.arch()}`,
+  loadAverageAtStart: os.loadavg().map((l) => Number(l.toFixed(2))),
+  taskset: hasTaskset(),
+}
+
+// --- children --------------------------------------------------------------
+
+const log = (message) => process.stderr.write(`[${((Date.now() - started) / 1000).toFixed(1).padStart(6)} s] ${message}\n`)
+
+function runChild(script, args, nodeFlags = []) {
+  return new Promise((resolve) => {
+    const child = spawn(process.execPath, [...nodeFlags, path.join(HERE, script), JSON.stringify(args)], {
+      stdio: ['ignore', 'pipe', 'pipe'],
+    })
+    let stdout = ''
+    let stderr = ''
+    child.stdout.on('data', (chunk) => (stdout += chunk))
+    child.stderr.on('data', (chunk) => (stderr += chunk))
+    const limit = setTimeout(() => child.kill('SIGKILL'), 10 * 60_000)
+    child.on('close', (code, signal) => {
+      clearTimeout(limit)
+      const line = stdout.trim().split('\n').pop()
+      try {
+        const result = JSON.parse(line)
+        if (code !== 0) result.problems.push(`child exited with ${code ?? signal}`)
+        resolve(result)
+      } catch {
+        resolve({ problems: [`child ${script} failed (exit ${code ?? signal}): ${stderr.trim().split('\n').slice(-6).join(' | ')}`] })
+      }
+    })
+  })
+}
+
+const results = { timing: {}, threads: {}, memory: {} }
+const timingNames = options.scenarios.filter((name) => name in TIMING_SCENARIOS)
+
+for (const scenario of timingNames) {
+  results.timing[scenario] = {}
+  for (const contender of options.contenderList) {
+    const t = Date.now()
+    const result = await runChild('child-scenario.mjs', {
+      contender,
+      scenario,
+      calls: options.calls,
+      reps: options.reps,
+      warmups: options.warmups,
+      warmupCalls: options.warmupCalls,
+      budgetMs: options.budgetMs,
+    })
+    results.timing[scenario][contender] = result
+    log(`${scenario.padEnd(16)} ${contender.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}${result.timeout ? '  timeout' : ''}`)
+  }
+}
+if (options.scenarios.includes('threads')) {
+  for (const contender of options.contenderList) {
+    const t = Date.now()
+    const result = await runChild('child-threads.mjs', { contender, calls: options.calls, reps: options.reps, warmups: options.warmups })
+    results.threads[contender] = result
+    log(`${'threads'.padEnd(16)} ${contender.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}`)
+  }
+}
+if (options.scenarios.includes('memory')) {
+  for (const contender of options.contenderList) {
+    const t = Date.now()
+    const result = await runChild(
+      'child-memory.mjs',
+      { contender, count: options.instances, callsPerWindow: options.smoke ? 5000 : 20_000, windows: options.memoryWindows, budgetMs: Math.min(options.budgetMs, 3000) },
+      ['--expose-gc', '--min-semi-space-size=128', '--max-semi-space-size=128'],
+    )
+    results.memory[contender] = result
+    log(`${'memory'.padEnd(16)} ${contender.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}`)
+  }
+}
+
+// --- summaries ---------------------------------------------------------------
+
+const invalid = []
+const notes = []
+const note = (text) => {
+  const index = notes.indexOf(text)
+  if (index >= 0) return index + 1
+  notes.push(text)
+  return notes.length
+}
+
+// Per cell: the contender's median ns/call and, against each baseline, the
+// median over repetitions of (contender / the baseline run next to it).
+function summarizeTiming(scenario, contender) {
+  const result = results.timing[scenario]?.[contender]
+  if (!result) return { status: 'absent' }
+  const summary = { status: 'ok', problems: result.problems ?? [] }
+  if (summary.problems.length) {
+    invalid.push({ scenario, contender, problems: summary.problems })
+    summary.status = 'invalid'
+    return summary
+  }
+  if (result.na) return { status: 'na', reason: result.na }
+  summary.baselines = {}
+  for (const name of TIMING_SCENARIOS[scenario].baselines) {
+    const base = result.samples[name]
+    summary.baselines[name] = { ns: median(base) }
+    if (!result.timeout) {
+      summary.baselines[name].ratio = median(result.samples.contender.map((value, rep) => value / base[rep]))
+    }
+  }
+  if (result.timeout) return { ...summary, status: 'timeout', timeout: result.timeout }
+  summary.ns = median(result.samples.contender)
+  summary.ratio = summary.baselines[TIMING_SCENARIOS[scenario].baselines[0]].ratio
+  return summary
+}
+
+const timingSummary = {}
+for (const scenario of timingNames) {
+  timingSummary[scenario] = {}
+  for (const contender of options.contenderList) timingSummary[scenario][contender] = summarizeTiming(scenario, contender)
+}
+
+function summarizeThreads(contender) {
+  const result = results.threads[contender]
+  if (!result) return { status: 'absent' }
+  if (result.problems?.length) {
+    invalid.push({ scenario: 'threads', contender, problems: result.problems })
+    return { status: 'invalid', problems: result.problems }
+  }
+  const s = result.samples
+  const paired = (a, b) => median(a.map((value, rep) => value / b[rep]))
+  return {
+    status: 'ok',
+    pinning: result.pinning,
+    baseline1: median(s['baseline-1']),
+    baseline2: median(s['baseline-2']),
+    contender1: median(s['contender-1']),
+    contender2: median(s['contender-2']),
+    // time ratios (baseline throughput / contender throughput), paired by repetition
+    ratio1: paired(s['baseline-1'], s['contender-1']),
+    ratio2: paired(s['baseline-2'], s['contender-2']),
+    scalingBaseline: paired(s['baseline-2'], s['baseline-1']),
+    scaling: paired(s['contender-2'], s['contender-1']),
+  }
+}
+const threadSummary = {}
+if (options.scenarios.includes('threads')) {
+  for (const contender of options.contenderList) threadSummary[contender] = summarizeThreads(contender)
+}
+if (options.scenarios.includes('memory')) {
+  for (const contender of options.contenderList) {
+    const result = results.memory[contender]
+    if (result?.problems?.length) invalid.push({ scenario: 'memory', contender, problems: result.problems })
+  }
+}
+
+// --- targets -------------------------------------------------------------------
+
+const targets = []
+function target(id, text, check) {
+  const outcome = check()
+  targets.push({ id, text, ...outcome })
+  return outcome
+}
+const ours = (scenario) => timingSummary[scenario]?.ours
+const okCell = (cell) => cell?.status === 'ok'
+if (options.contenderList.includes('ours')) {
+  if (timingSummary['closed-seq']) {
+    target('closed-seq', 'CLOSED success sequential <= 2.0x baseline', () =>
+      okCell(ours('closed-seq')) ? { pass: ours('closed-seq').ratio <= 2.0, value: ours('closed-seq').ratio } : { pass: null },
+    )
+  }
+  if (timingSummary.failure) {
+    target('failure', 'failure under threshold <= 1.2x the rejecting-task baseline', () =>
+      okCell(ours('failure')) ? { pass: ours('failure').ratio <= 1.2, value: ours('failure').ratio } : { pass: null },
+    )
+  }
+  if (timingSummary.open) {
+    target('open', 'OPEN fast-fail <= 1.3x the rejecting-task baseline', () =>
+      okCell(ours('open')) ? { pass: ours('open').ratio <= 1.3, value: ours('open').ratio } : { pass: null },
+    )
+    target('open-peers', "OPEN fast-fail >= 4x faster than every peer's", () => {
+      const peers = PEERS.filter((p) => options.contenderList.includes(p))
+      if (!okCell(ours('open')) || peers.length === 0) return { pass: null }
+      const speedups = {}
+      for (const peer of peers) {
+        const cell = timingSummary.open[peer]
+        if (cell.status === 'timeout') speedups[peer] = Infinity
+        else if (!okCell(cell)) return { pass: null }
+        else speedups[peer] = cell.ns / ours('open').ns
+      }
+      const slowest = Math.min(...Object.values(speedups))
+      return { pass: slowest >= 4, value: slowest, speedups }
+    })
+  }
+  if (threadSummary.ours) {
+    target('threads', '2 workers vs 1, CLOSED, one shared breaker >= 1.8x', () =>
+      okCell(threadSummary.ours) ? { pass: threadSummary.ours.scaling >= 1.8, value: threadSummary.ours.scaling } : { pass: null },
+    )
+  }
+}
+const verdict = (id) => {
+  const t = targets.find((x) => x.id === id)
+  if (!t) return ''
+  const limit = t.text.match(/([<>]=) ([\d.]+x)/)
+  const rule = limit ? `${limit[1] === '<=' ? '≤' : '≥'} ${limit[2]}` : ''
+  if (t.pass === null) return `${rule}: n/a`
+  return `${rule}: ${t.pass ? 'PASS' : 'FAIL'}`
+}
+
+// --- report ------------------------------------------------------------------------
+
+const fmtNs = (ns) => (ns >= 10_000 ? `${(ns / 1000).toFixed(1)} µs` : ns >= 100 ? `${ns.toFixed(0)} ns` : `${ns.toFixed(1)} ns`)
+const fmtX = (x) => (x >= 10 ? `${x.toFixed(1)}x` : `${x.toFixed(2)}x`)
+const fmtRate = (rate) => `${(rate / 1e6).toFixed(2)} M/s`
+
+function cellText(cell, { baseline, ratioOf } = {}) {
+  switch (cell?.status) {
+    case undefined:
+    case 'absent':
+      return '–'
+    case 'na':
+      return `n/a [${note(cell.reason)}]`
+    case 'invalid':
+      return `INVALID [${note(`invalid: ${cell.problems.slice(0, 3).join('; ')}${cell.problems.length > 3 ? ' …' : ''}`)}]`
+    case 'timeout': {
+      if (baseline && Number.isFinite(cell.baselines?.[baseline]?.ns)) return fmtNs(cell.baselines[baseline].ns)
+      const t = cell.timeout
+      return `timeout [${note(
+        `did not finish ${t.calls} calls within the ${options.budgetMs / 1000} s budget (${t.during}, ${t.case}: ${t.done} calls, ${fmtNs(t.nsPerCall)} per call on average, growing)`,
+      )}]`
+    }
+    default:
+      if (baseline) return fmtNs(cell.baselines[baseline].ns)
+      if (ratioOf) return `${fmtNs(cell.ns)} · ${fmtX(cell.baselines[ratioOf].ratio)}`
+      return `${fmtNs(cell.ns)} · ${fmtX(cell.ratio)}`
+  }
+}
+
+const columns = options.contenderList
+const oursColumn = columns.indexOf('ours')
+function tableRow(label, cells, targetText = '') {
+  const row = [label, ...cells]
+  if (oursColumn >= 0) row.splice(oursColumn + 2, 0, targetText)
+  return `| ${row.join(' | ')} |`
+}
+function tableHeader(first) {
+  const head = [first, ...columns.map(contenderLabel)]
+  if (oursColumn >= 0) head.splice(oursColumn + 2, 0, 'target (ours)')
+  return `| ${head.join(' | ')} |\n|${head.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`
+}
+
+const lines = []
+const out = (line = '') => lines.push(line)
+out(`# circuit-breaker-js benchmark${options.smoke ? ' (SMOKE RUN: checks only, the numbers mean nothing)' : ''}`)
+out()
+out(`- date: ${env.date}`)
+out(`- node ${env.node} (V8 ${env.v8}), ${env.platform}`)
+out(`- CPU: ${env.cpu}, ${env.cores} cores; load average at start ${env.loadAverageAtStart.join(' / ')}`)
+out(
+  `- ${options.calls.toLocaleString('en-US')} calls per repetition, a warm-up of ${options.warmupCalls.toLocaleString('en-US')} calls then ${options.reps} timed repetitions per case, medians; each contender and scenario in its own process`,
+)
+out()
+
+if (timingNames.length) {
+  out('## Time per call')
+  out()
+  out(
+    'Cells: median ns per call · ratio to the baseline measured in the same process (median over repetitions of contender / the baseline repetition run next to it). Lower is better.',
+  )
+  out()
+  out(tableHeader('scenario'))
+  const baselineRows = [
+    ['closed-seq', 'success', 'baseline: `await task()`, sequential'],
+    ['closed-64', 'success', 'baseline: `await task()`, 64 in flight'],
+    ['failure', 'reject', 'baseline: await rejecting task, new Error per call'],
+    ['failure-prealloc', 'rejectPreallocated', 'baseline: await rejecting task, one preallocated Error'],
+  ]
+  for (const [scenario, baseline, label] of baselineRows) {
+    if (!timingSummary[scenario]) continue
+    out(tableRow(label, columns.map((c) => cellText(timingSummary[scenario][c], { baseline }))))
+  }
+  const rows = [
+    ['closed-seq', 'CLOSED success, sequential (vs `await task()`)', null, 'closed-seq'],
+    ['closed-64', 'CLOSED success, 64 in flight (vs `await task()`, 64 in flight)', null, null],
+    ['failure', 'failure under threshold, new Error per call (vs rejecting task, new Error)', null, 'failure'],
+    ['failure-prealloc', 'failure under threshold, one preallocated Error (vs rejecting task, same Error)', null, null],
+    ['open', 'OPEN fast-fail, caller catches (vs rejecting task, new Error)', null, 'open'],
+    ['open', 'OPEN fast-fail, caller catches (vs rejecting task, preallocated Error)', 'rejectPreallocated', 'open-peers'],
+    ['open-fallback', 'OPEN with openFallback (vs `await task()`)', null, null],
+  ]
+  for (const [scenario, label, ratioOf, targetId] of rows) {
+    if (!timingSummary[scenario]) continue
+    let targetText = targetId ? verdict(targetId) : ''
+    if (targetId === 'open-peers') {
+      const t = targets.find((x) => x.id === 'open-peers')
+      targetText = t ? `${t.pass === null ? 'n/a' : t.pass ? 'PASS' : 'FAIL'}: ≥ 4x faster than peers${t.value ? ` (${fmtX(t.value)})` : ''}` : ''
+    }
+    out(tableRow(label, columns.map((c) => cellText(timingSummary[scenario][c], { ratioOf })), targetText))
+  }
+  if (timingSummary['open-fallback'] && columns.includes('cockatiel')) {
+    note('cockatiel: its breaker has no fallback; measured as wrap(fallback(handleType(BrokenCircuitError), fn), breaker)')
+  }
+  out()
+}
+
+if (Object.keys(threadSummary).length) {
+  out('## Worker threads (CLOSED success path)')
+  out()
+  out(
+    'Each worker pinned to its own CPU (taskset), all start together, fixed calls per worker; total calls/s = calls of all workers / slowest worker\'s time. Peers: one breaker per worker; circuit-breaker-js: ONE breaker state shared by both workers over one SharedArrayBuffer. Cells: median total calls/s · time ratio to the bare baseline run in the same workers (baseline calls/s / contender calls/s). 2-vs-1: median over repetitions of (2-worker calls/s / 1-worker calls/s).',
+  )
+  out()
+  out(tableHeader('workers'))
+  const t = (c) => threadSummary[c]
+  const threadCell = (c, f) => {
+    const s = t(c)
+    if (!s || s.status === 'absent') return '–'
+    if (s.status === 'invalid') return `INVALID [${note(`invalid (threads, ${c}): ${s.problems.slice(0, 3).join('; ')}`)}]`
+    return f(s)
+  }
+  out(tableRow('baseline `await task()`, 1 worker', columns.map((c) => threadCell(c, (s) => fmtRate(s.baseline1)))))
+  out(tableRow('baseline `await task()`, 2 workers', columns.map((c) => threadCell(c, (s) => fmtRate(s.baseline2)))))
+  out(tableRow('baseline, 2 vs 1', columns.map((c) => threadCell(c, (s) => fmtX(s.scalingBaseline)))))
+  out(tableRow('CLOSED success, 1 worker', columns.map((c) => threadCell(c, (s) => `${fmtRate(s.contender1)} · ${fmtX(s.ratio1)}`))))
+  out(tableRow('CLOSED success, 2 workers', columns.map((c) => threadCell(c, (s) => `${fmtRate(s.contender2)} · ${fmtX(s.ratio2)}`))))
+  out(tableRow('CLOSED success, 2 vs 1', columns.map((c) => threadCell(c, (s) => fmtX(s.scaling))), verdict('threads')))
+  const pinning = Object.values(threadSummary).flatMap((s) => s.pinning ?? [])
+  const unpinned = pinning.filter((p) => p && !p.pinned)
+  out()
+  out(
+    unpinned.length
+      ? `Pinning: NOT pinned (${[...new Set(unpinned.map((p) => p.reason))].join('; ')})`
+      : `Pinning: every worker pinned (worker 0 to CPU 0, worker 1 to CPU ${pinning.find((p) => p?.cpu)?.cpu ?? 1}).`,
+  )
+  out()
+}
+
+if (Object.keys(results.memory).length) {
+  out('## Memory')
+  out()
+  const first = Object.values(results.memory).find((m) => m.allocationMethod)
+  out(
+    `Per instance: ${options.instances.toLocaleString('en-US')} instances kept alive in a child run with --expose-gc; (heapUsed + external + SharedArrayBuffer bytes) delta / count, gc() before and after; RSS delta / count also shown (it also sees native allocations, e.g. the Rust side).`,
+  )
+  out()
+  out('| instance | bytes (V8 heap + external + SAB) | RSS bytes |')
+  out('|:---|---:|---:|')
+  for (const contender of columns) {
+    const m = results.memory[contender]
+    if (!m?.perInstance) continue
+    for (const v of m.perInstance) {
+      out(`| ${contenderLabel(contender)}: ${v.label} | ${v.total.toFixed(0)} | ${v.rss.toFixed(0)} |`)
+    }
+  }
+  out()
+  out(
+    `Per call: bytes allocated on the V8 heap per loop iteration (the call, the caller's await, the task's own allocations); method: ${first?.allocationMethod ?? '?'}, ${first?.callsPerWindow ?? '?'} calls per window, median of ${options.memoryWindows} windows with no GC inside; windows where a GC ran are discarded. Native (Rust) allocations are not seen. Cells: bytes (+ delta over the baseline loop in the same process).`,
+  )
+  out()
+  const memColumns = [
+    ['closed', 'success', 'CLOSED success (vs `await task()`)'],
+    ['failure', 'reject', 'failure, new Error (vs rejecting task, new Error)'],
+    ['open', 'rejectPreallocated', 'OPEN fast-fail (vs rejecting task, preallocated Error)'],
+    ['openFallback', 'success', 'OPEN + fallback (vs `await task()`)'],
+  ]
+  out(`| contender | ${memColumns.map(([, , label]) => label).join(' | ')} |`)
+  out(`|:---|${memColumns.map(() => '---:').join('|')}|`)
+  const memCell = (m, key, base) => {
+    const c = m.perCall?.[key]
+    const b = m.perCall?.[`baseline-${base}`]
+    if (!c) return '–'
+    if (c.na) return 'n/a'
+    if (c.timeout) return `timeout [${note(`memory: ${c.timeout}`)}]`
+    if (c.bytes == null) return `no GC-free window [${note('every window had a GC in it')}]`
+    const delta = b?.bytes != null ? c.bytes - b.bytes : NaN
+    return `${c.bytes.toFixed(0)} (${delta >= 0 ? '+' : ''}${delta.toFixed(0)})`
+  }
+  const anyMem = Object.values(results.memory).find((m) => m.perCall)
+  if (anyMem) {
+    out(
+      `| baseline loops (in the ${contenderLabel(anyMem.contender)} process) | ${memColumns
+        .map(([, base]) => (anyMem.perCall[`baseline-${base}`]?.bytes ?? NaN).toFixed(0))
+        .join(' | ')} |`,
+    )
+  }
+  for (const contender of columns) {
+    const m = results.memory[contender]
+    if (!m) continue
+    if (m.problems?.length && !m.perCall) {
+      out(`| ${contenderLabel(contender)} | INVALID [${note(`invalid (memory, ${contender}): ${m.problems.slice(0, 3).join('; ')}`)}] |`)
+      continue
+    }
+    out(`| ${contenderLabel(contender)} | ${memColumns.map(([key, base]) => memCell(m, key, base)).join(' | ')} |`)
+  }
+  out()
+}
+
+if (targets.length) {
+  out('## Targets (circuit-breaker-js)')
+  out()
+  for (const t of targets) {
+    const value = t.value === undefined ? '' : ` (measured ${fmtX(t.value)}${t.speedups ? `; ${Object.entries(t.speedups).map(([p, s]) => `${p} ${fmtX(s)}`).join(', ')}` : ''})`
+    out(`- ${t.pass === null ? 'n/a ' : t.pass ? 'PASS' : 'FAIL'}  ${t.text}${value}`)
+  }
+  out()
+}
+if (notes.length) {
+  out('Notes:')
+  notes.forEach((text, i) => out(`[${i + 1}] ${text}`))
+  out()
+}
+const durationMs = Date.now() - started
+out(`${invalid.length ? `${invalid.length} INVALID cell(s). ` : 'Every cell did its work. '}Run time ${(durationMs / 1000).toFixed(1)} s.`)
+
+console.log(lines.join('\n'))
+
+if (options.json) {
+  const report = { env, options, timing: timingSummary, threads: threadSummary, targets, invalid, notes, durationMs, raw: results }
+  fs.writeFileSync(options.json, `${JSON.stringify(report, (key, value) => (value === Infinity ? 'Infinity' : value), 2)}\n`)
+  log(`JSON written to ${options.json}`)
+}
+process.exitCode = invalid.length ? 1 : 0
