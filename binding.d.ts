@@ -19,6 +19,13 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  */
 export declare function create(owner: object, array: unknown, failureThreshold: number, resetTimeout: number): number
 
+/**
+ * Frees the breaker held by `owner` now instead of when `owner` is
+ * collected: its handle, its reference to the array and its share of a
+ * breaker file's mapping. Returns false if `owner` holds none (any more).
+ */
+export declare function dispose(owner: object): boolean
+
 /** The whole content of a new breaker file: header and zeroed slots. */
 export declare function fileImage(): Buffer
 

@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.create = nativeBinding.create
+module.exports.dispose = nativeBinding.dispose
 module.exports.fileImage = nativeBinding.fileImage
 module.exports.forceHalfOpen = nativeBinding.forceHalfOpen
 module.exports.layout = nativeBinding.layout

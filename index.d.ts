@@ -152,6 +152,14 @@ export declare class CircuitBreaker {
   getLastFailureTime(): number
   /** `Date.now()`-scale time of the last success anywhere, or 0. */
   getLastSuccessTime(): number
+  /**
+   * Frees this breaker's native side now rather than when it is collected:
+   * its handle, its hold on the array and, over a breaker file, its share of
+   * the mapping. The shared state is left as it is. Afterwards `execute`
+   * rejects and the other methods throw a `TypeError`; calls still running
+   * are not counted. Idempotent. Also `[Symbol.dispose]` where it exists.
+   */
+  dispose(): void
   readonly failureThreshold: number
   readonly resetTimeout: number
 }

@@ -187,6 +187,15 @@ function createBreakerFile(path, mode) {
   }
 }
 
+// What a disposed breaker's `execute` reads: never CLOSED, so every call
+// takes the path that reports the disposal.
+const DISPOSED = new Int32Array(new SharedArrayBuffer(8 * Int32Array.BYTES_PER_ELEMENT))
+Atomics.store(DISPOSED, STATE, CircuitBreakerStates.OPEN)
+
+function disposedError() {
+  return new TypeError('this circuit breaker was disposed')
+}
+
 /** A zeroed `Int32Array` over a new `SharedArrayBuffer`, exactly big enough. */
 function createSharedArray() {
   return new Int32Array(new SharedArrayBuffer(SLOT_COUNT * Int32Array.BYTES_PER_ELEMENT))
@@ -249,7 +258,9 @@ function optionalFunction(name, value) {
  * failure count, one state and one half-open probe.
  */
 class CircuitBreaker {
+  // The array; DISPOSED once disposed, so `execute` never sees CLOSED.
   #array
+  #disposed = false
   #id
   #failureThreshold
   #resetTimeout
@@ -275,8 +286,7 @@ class CircuitBreaker {
     this.#failureFallback = optionalFunction('failureFallback', failureFallback)
     // Validates the array (TypeError / RangeError) and the numbers (RangeError).
     this.#id = native.create(this, sharedArray, this.#failureThreshold, this.#resetTimeout)
-    const array = sharedArray
-    this.#array = array
+    this.#array = sharedArray
 
     // Successes of this thread not yet added to the shared counters. A
     // success that changes no state (the run of failures is already 0) only
@@ -287,7 +297,7 @@ class CircuitBreaker {
     let pending = 0
     let queued = false
     const publish = () => {
-      if (pending !== 0) {
+      if (pending !== 0 && !this.#disposed) {
         const count = pending
         pending = 0
         native.success(this.#id, count)
@@ -298,7 +308,7 @@ class CircuitBreaker {
       publish()
     }
     const recordSuccess = () => {
-      if (++pending >= SUCCESS_BATCH || Atomics.load(array, FAILURE_COUNT) !== 0) {
+      if (++pending >= SUCCESS_BATCH || Atomics.load(this.#array, FAILURE_COUNT) !== 0) {
         publish()
       } else if (!queued) {
         queued = true
@@ -309,7 +319,7 @@ class CircuitBreaker {
       // The caller gets the task's own promise; these only observe it.
       this.#onSuccess = recordSuccess
       this.#onFailure = () => {
-        native.failure(this.#id)
+        if (!this.#disposed) native.failure(this.#id)
       }
     } else {
       this.#onSuccess = (value) => {
@@ -317,7 +327,7 @@ class CircuitBreaker {
         return value
       }
       this.#onFailure = (error) => {
-        native.failure(this.#id)
+        if (!this.#disposed) native.failure(this.#id)
         return this.#failureFallback(error)
       }
     }
@@ -361,6 +371,7 @@ class CircuitBreaker {
   }
 
   #admit(task) {
+    if (this.#disposed) return Promise.reject(disposedError())
     const decision = native.admit(this.#id)
     if (decision === ADMIT_RUN) return this.#run(task, this.#onSuccess, this.#onFailure)
     if (decision === ADMIT_REJECT) return this.#reject()
@@ -369,11 +380,11 @@ class CircuitBreaker {
     return this.#run(
       task,
       (value) => {
-        native.probeResult(this.#id, decision, 1)
+        if (!this.#disposed) native.probeResult(this.#id, decision, 1)
         return value
       },
       (error) => {
-        native.probeResult(this.#id, decision, 0)
+        if (!this.#disposed) native.probeResult(this.#id, decision, 0)
         return this.#failureFallback === undefined ? undefined : this.#failureFallback(error)
       },
     )
@@ -419,17 +430,18 @@ class CircuitBreaker {
 
   /** `'CLOSED' | 'OPEN' | 'HALF_OPEN'`: `'HALF_OPEN'` as soon as a call would probe. */
   getState() {
-    return STATE_NAMES[native.state(this.#id)]
+    return STATE_NAMES[native.state(this.#live())]
   }
 
   /** The `SharedArrayBuffer` under the array. */
   getSharedBuffer() {
+    this.#live()
     return this.#array.buffer
   }
 
   /** Forces HALF_OPEN in every thread: the next caller, anywhere, probes. */
   transitionToHalfOpen() {
-    native.forceHalfOpen(this.#id)
+    native.forceHalfOpen(this.#live())
   }
 
   /** Calls that settled or were rejected, in every thread sharing the buffer. */
@@ -456,7 +468,27 @@ class CircuitBreaker {
   // reads its own calls; other threads' arrive by the end of their tick.
   #totals() {
     publishWaiting()
-    return native.totals(this.#id)
+    return native.totals(this.#live())
+  }
+
+  #live() {
+    if (this.#disposed) throw disposedError()
+    return this.#id
+  }
+
+  /**
+   * Frees this breaker's native side now rather than when it is collected:
+   * its handle, its hold on the array and, over a breaker file, its share of
+   * the mapping. The shared state is left as it is (other breakers over the
+   * buffer go on). Afterwards `execute` rejects and the other methods throw a
+   * `TypeError`; calls still running are not counted. Idempotent.
+   */
+  dispose() {
+    if (this.#disposed) return
+    publishWaiting()
+    this.#disposed = true
+    this.#array = DISPOSED
+    native.dispose(this)
   }
 
   get failureThreshold() {
@@ -466,6 +498,10 @@ class CircuitBreaker {
   get resetTimeout() {
     return this.#resetTimeout
   }
+}
+
+if (typeof Symbol.dispose === 'symbol') {
+  CircuitBreaker.prototype[Symbol.dispose] = CircuitBreaker.prototype.dispose
 }
 
 module.exports = {

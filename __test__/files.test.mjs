@@ -165,6 +165,57 @@ describe('breaker files', () => {
     assert.ok(two.getSharedBuffer() instanceof ArrayBuffer)
   })
 
+  test('the mapping is released when the last breaker and array are collected, or at dispose()', () => {
+    // In a child with --expose-gc; /proc/self/maps lists what is mapped.
+    if (!fs.existsSync('/proc/self/maps')) return
+    const file = newPath()
+    const script = `
+      const fs = require('node:fs')
+      const { CircuitBreaker, openBreakerFile } = require('circuit-breaker-js')
+      const mapped = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes(${JSON.stringify(file)})).length
+      const settle = async () => { for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setImmediate(r)) } }
+      ;(async () => {
+        const seen = []
+        let breakers = [CircuitBreaker.fromFile(${JSON.stringify(file)}), CircuitBreaker.fromFile(${JSON.stringify(file)})]
+        seen.push(mapped())                 // two mappings, one per fromFile
+        breakers = null
+        await settle()
+        seen.push(mapped())                 // collected: both released
+        globalThis.keep = await (async () => {
+          const array = openBreakerFile(${JSON.stringify(file)})
+          const breaker = new CircuitBreaker(array, 1, 1000)
+          await breaker.execute(async () => 1)
+          seen.push(mapped())               // mapped again
+          breaker.dispose()
+          seen.push(mapped())               // the array still holds it
+          return breaker                    // the disposed breaker lives on; the array does not
+        })()
+        await settle()
+        seen.push(mapped())                 // array collected, breaker disposed: released
+        console.log(JSON.stringify(seen))
+      })()
+    `
+    const run = spawnSync(process.execPath, ['--expose-gc', '-e', script], { cwd: new URL('..', import.meta.url), encoding: 'utf8' })
+    assert.equal(run.stderr, '')
+    assert.deepEqual(JSON.parse(run.stdout), [2, 0, 1, 1, 0])
+    assert.equal(fs.statSync(file).size, FILE_BYTES) // the file itself stays
+  })
+
+  test('a disposed breaker refuses calls with a TypeError and leaves the shared state alone', async () => {
+    const file = newPath()
+    const one = CircuitBreaker.fromFile(file, { failureThreshold: 1 })
+    const two = CircuitBreaker.fromFile(file, { failureThreshold: 1 })
+    await one.execute(async () => 1)
+    one.dispose()
+    one.dispose() // idempotent
+    await assert.rejects(one.execute(async () => 1), { name: 'TypeError', message: 'this circuit breaker was disposed' })
+    assert.throws(() => one.getState(), { name: 'TypeError', message: 'this circuit breaker was disposed' })
+    assert.throws(() => one.getTotalRequestCount(), TypeError)
+    assert.equal(two.getTotalRequestCount(), 1)
+    await two.execute(async () => Promise.reject(new Error('down'))).catch(() => {})
+    assert.equal(two.getState(), 'OPEN')
+  })
+
   test('create: false does not create a file', () => {
     const file = newPath()
     assert.throws(() => openBreakerFile(file, { create: false }), { code: 'ENOENT' })

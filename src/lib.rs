@@ -638,6 +638,22 @@ pub fn register_hot_path(mut exports: Object, env: Env) -> Result<()> {
     Ok(())
 }
 
+/// Frees the breaker held by `owner` now instead of when `owner` is
+/// collected: its handle, its reference to the array and its share of a
+/// breaker file's mapping. Returns false if `owner` holds none (any more).
+#[napi]
+pub fn dispose(env: Env, owner: Object) -> bool {
+    let mut data = std::ptr::null_mut();
+    // SAFETY: live env and object; on success the wrap is gone, so the
+    // finalizer will not run and `release` below is the only one for `id`.
+    let status = unsafe { sys::napi_remove_wrap(env.raw(), owner.raw(), &mut data) };
+    if status != sys::Status::napi_ok {
+        return false;
+    }
+    release(env.raw(), data as usize as u32);
+    true
+}
+
 /// The state a caller would meet now: 0 CLOSED, 1 OPEN, 2 HALF_OPEN.
 #[napi]
 pub fn state(id: u32) -> Result<u32> {
