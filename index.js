@@ -133,15 +133,20 @@ function openBreakerFile(path, options) {
       : new TypeError(`options.mode must be a number, got ${describe(mode)}`)
   }
   let fd
-  try {
-    fd = fs.openSync(where, 'r+')
-  } catch (error) {
-    if (error.code !== 'ENOENT' || !create) throw error
+  // Open, or create; a file that another process linked into place and
+  // removed again in between sends us round once more.
+  for (let attempt = 1; fd === undefined; attempt++) {
     try {
-      fd = createBreakerFile(where, mode)
-    } catch (createError) {
-      // A missing folder: say so about the path asked for, not the temporary one.
-      throw createError.code === 'ENOENT' ? error : createError
+      fd = fs.openSync(where, 'r+')
+    } catch (error) {
+      if (error.code !== 'ENOENT' || !create) throw error
+      try {
+        fd = createBreakerFile(where, mode)
+      } catch (createError) {
+        if (createError.code === 'ENOENT' && createError.path === where && attempt < 3) continue
+        // A missing folder: say so about the path asked for, not the temporary one.
+        throw createError.code === 'ENOENT' ? error : createError
+      }
     }
   }
   try {
@@ -183,7 +188,11 @@ function createBreakerFile(path, mode) {
     return fd
   } finally {
     if (!keep) fs.closeSync(fd)
-    fs.unlinkSync(temporary)
+    try {
+      fs.unlinkSync(temporary)
+    } catch {
+      // Leaves a stray temporary file, not a leaked descriptor.
+    }
   }
 }
 
@@ -296,20 +305,26 @@ class CircuitBreaker {
     // waiting, the breaker (and so its native handle) cannot be collected.
     let pending = 0
     let queued = false
-    const publish = () => {
+    // Publishes the waiting successes. `endsRun` 1: the newest of them found
+    // a run of failures to end; 0: they only add to the counts (each found
+    // the run at 0 when it happened, so failures counted since still count).
+    const publish = (endsRun) => {
       if (pending !== 0 && !this.#disposed) {
         const count = pending
         pending = 0
-        native.success(this.#id, count)
+        native.success(this.#id, count, endsRun)
       }
     }
     const publishAtTickEnd = () => {
       queued = false
-      publish()
+      publish(0)
     }
     const recordSuccess = () => {
-      if (++pending >= SUCCESS_BATCH || Atomics.load(this.#array, FAILURE_COUNT) !== 0) {
-        publish()
+      pending++
+      if (Atomics.load(this.#array, FAILURE_COUNT) !== 0) {
+        publish(1)
+      } else if (pending >= SUCCESS_BATCH) {
+        publish(0)
       } else if (!queued) {
         queued = true
         if (waiting.push(publishAtTickEnd) === 1) process.nextTick(publishWaiting)
@@ -338,6 +353,8 @@ class CircuitBreaker {
    * `create` and `mode` options it takes besides the breaker's own).
    */
   static fromFile(path, options) {
+    // The breaker's own options are checked before any file is created.
+    new CircuitBreaker(createSharedArray(), options ?? {}).dispose()
     const array = openBreakerFile(path, {
       create: options === undefined || options === null ? undefined : readOption(options, 'create'),
       mode: options === undefined || options === null ? undefined : readOption(options, 'mode'),

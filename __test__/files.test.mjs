@@ -216,6 +216,13 @@ describe('breaker files', () => {
     assert.equal(two.getState(), 'OPEN')
   })
 
+  test('fromFile checks the breaker options before it creates a file', () => {
+    const file = newPath()
+    assert.throws(() => CircuitBreaker.fromFile(file, { failureThreshold: -1 }), RangeError)
+    assert.throws(() => CircuitBreaker.fromFile(file, { openFallback: 'no' }), TypeError)
+    assert.equal(fs.existsSync(file), false)
+  })
+
   test('create: false does not create a file', () => {
     const file = newPath()
     assert.throws(() => openBreakerFile(file, { create: false }), { code: 'ENOENT' })

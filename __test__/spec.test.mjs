@@ -481,6 +481,21 @@ describe('how successes reach shared memory', () => {
     assert.deepEqual(rawTotals(array), { requests: 2, successes: 1 })
   })
 
+  test('publishing a held-back success later does not wipe failures counted after it', async () => {
+    const array = newArray()
+    const breaker = new CircuitBreaker(array, 3, 60000)
+    // One tick: a success (the run is 0, so it is held back), then two failures.
+    await breaker.execute(ok(1))
+    await breaker.execute(boom()).catch(() => {})
+    await breaker.execute(boom()).catch(() => {})
+    assert.equal(Atomics.load(array, CircuitBreakerKeys.FAILURE_COUNT), 2)
+    await new Promise((resolve) => setImmediate(resolve)) // the success is published
+    assert.equal(Atomics.load(array, CircuitBreakerKeys.FAILURE_COUNT), 2)
+    assert.equal(rawTotals(array).successes, 1)
+    await breaker.execute(boom()).catch(() => {})
+    assert.equal(breaker.getState(), 'OPEN')
+  })
+
   test('a thread reads all its own calls, through any breaker over the buffer', async () => {
     const array = newArray()
     const first = new CircuitBreaker(array, 5, 60000)

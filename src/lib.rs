@@ -365,14 +365,21 @@ unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) ->
     }
 }
 
-/// `success(id, count)`: records `count` successes of calls admitted while
-/// CLOSED (the facade publishes them in batches), the last one now.
+/// `success(id, count, endsRun)`: records `count` successes of calls
+/// admitted while CLOSED, the last one now. With `endsRun` 1 the newest of
+/// them ends the run of failures; with 0 they are successes the facade held
+/// back (the run was 0 when they happened), so they only add to the counts.
 unsafe extern "C" fn success(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: as in `admit`.
     unsafe {
-        hot_call::<2>(env, info, |[id, count]| {
+        hot_call::<3>(env, info, |[id, count, ends_run]| {
             with(id, |i| {
-                i.breaker.on_successes(u64::from(count), now_ms(), i.stripe);
+                let (count, now) = (u64::from(count), now_ms());
+                if ends_run != 0 {
+                    i.breaker.on_successes(count, now, i.stripe);
+                } else {
+                    i.breaker.publish_successes(count, now, i.stripe);
+                }
                 f64::NAN
             })
         })

@@ -337,6 +337,18 @@ impl<C: Cells> Breaker<C> {
     pub fn on_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
         if count != 0 {
             self.count_successes(count, now_ms, stripe);
+            self.end_failure_run();
+        }
+    }
+
+    /// Adds `count` successes to the counters and nothing else: successes
+    /// published after the fact, whose effect on the run of failures was
+    /// already had when they happened (the run was 0 then). Unlike
+    /// [`Breaker::on_successes`] it leaves the run alone, so failures counted
+    /// since those successes still count.
+    pub fn publish_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
+        if count != 0 {
+            self.count_successes(count, now_ms, stripe);
         }
     }
 
@@ -372,6 +384,7 @@ impl<C: Cells> Breaker<C> {
         let probing = control(State::HalfOpen as u32, ticket.0);
         if succeeded {
             self.count_successes(1, now_ms, stripe);
+            self.end_failure_run();
             let closed = self.swap_control(probing, State::Closed)?;
             // Failures counted since the reset above saw HALF_OPEN and left
             // the decision to this close: they come after the success, so if
@@ -528,8 +541,11 @@ impl<C: Cells> Breaker<C> {
             self.cells.wide(stripe_slot(stripe.0, LAST_SUCCESS_TIME)),
             now_ms,
         );
-        // A success ends the run of failures. Most successes find it at 0
-        // already and write nothing to the shared header line.
+    }
+
+    /// A success ends the run of failures. Most successes find it at 0
+    /// already and write nothing to the shared header line.
+    fn end_failure_run(&self) {
         let failures = self.cells.word(FAILURE_COUNT);
         if failures.load(Relaxed) != 0 {
             failures.store(0, Relaxed);

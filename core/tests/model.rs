@@ -154,10 +154,18 @@ impl Model {
     }
 
     fn on_successes(&mut self, count: u64, now: u64) {
-        self.counters.requests += count;
-        self.counters.successes += count;
-        self.counters.last_success_ms = self.counters.last_success_ms.max(now);
-        self.run = 0;
+        self.publish_successes(count, now);
+        if count != 0 {
+            self.run = 0;
+        }
+    }
+
+    fn publish_successes(&mut self, count: u64, now: u64) {
+        if count != 0 {
+            self.counters.requests += count;
+            self.counters.successes += count;
+            self.counters.last_success_ms = self.counters.last_success_ms.max(now);
+        }
     }
 
     fn on_failure(&mut self, now: u64) -> Option<Transition> {
@@ -250,6 +258,9 @@ enum Op {
     Success,
     /// A batch of successes published at once (`on_successes`).
     Successes(u64),
+    /// Successes published after the fact (`publish_successes`): counted,
+    /// the run of failures left alone.
+    Publish(u64),
     Failure,
     /// The result of the `pick`-th probe admitted so far (modulo their number).
     ProbeResult {
@@ -275,6 +286,7 @@ fn op() -> impl Strategy<Value = Op> {
         5 => Just(Op::Admit),
         2 => Just(Op::Success),
         1 => (1u64..5).prop_map(Op::Successes),
+        1 => (0u64..5).prop_map(Op::Publish),
         4 => Just(Op::Failure),
         3 => (any::<usize>(), any::<bool>())
             .prop_map(|(pick, succeeded)| Op::ProbeResult { pick, succeeded }),
@@ -358,6 +370,10 @@ fn run_against_model(
             Op::Successes(count) => {
                 core.on_successes(count, now, stripe);
                 model.on_successes(count, now);
+            }
+            Op::Publish(count) => {
+                core.publish_successes(count, now, stripe);
+                model.publish_successes(count, now);
             }
             Op::Failure => {
                 let got = core.on_failure(now, stripe);

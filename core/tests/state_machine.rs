@@ -77,6 +77,20 @@ fn a_batch_of_successes_counts_each_and_resets_the_run_once() {
 }
 
 #[test]
+fn successes_published_after_the_fact_leave_later_failures_in_the_run() {
+    let memory = OwnedSlots::new();
+    let b = breaker(&memory, 3, 1000);
+    // Two successes happened with the run at 0, then two failures; the
+    // successes are published only now: the run is still 2.
+    fail_n(&b, 2, T0);
+    b.publish_successes(2, T0 + 1, MAIN);
+    assert_eq!(b.consecutive_failures(), 2);
+    assert_eq!(b.totals().successes, 2);
+    assert_eq!(b.totals().requests, 4);
+    assert_eq!(b.on_failure(T0 + 2, MAIN), Some(Transition::Opened));
+}
+
+#[test]
 fn rejects_while_open_and_counts_the_rejection() {
     let memory = OwnedSlots::new();
     let b = breaker(&memory, 1, 1000);
