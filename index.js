@@ -122,8 +122,8 @@ const OPEN_REJECTION = Object.freeze({
  */
 function openBreakerFile(path, options) {
   const where = filePath(path)
-  const create = (options === undefined || options === null ? undefined : readOption(options, 'create')) ?? true
-  const mode = (options === undefined || options === null ? undefined : readOption(options, 'mode')) ?? 0o600
+  const create = readOption(options, 'create') ?? true
+  const mode = readOption(options, 'mode') ?? 0o600
   if (typeof create !== 'boolean') {
     throw new TypeError(`options.create must be a boolean, got ${describe(create)}`)
   }
@@ -235,9 +235,11 @@ function requireNumber(name, value) {
   return value
 }
 
-// Reads one key of an options object; a getter or proxy trap that throws
-// becomes a TypeError naming the option, with the original as its cause.
+// Reads one key of an options object (undefined when there is none); a
+// getter or proxy trap that throws becomes a TypeError naming the option,
+// with the original as its cause.
 function readOption(options, name) {
+  if (options === undefined || options === null) return undefined
   try {
     return options[name]
   } catch (cause) {
@@ -269,7 +271,6 @@ function optionalFunction(name, value) {
 class CircuitBreaker {
   // The array; DISPOSED once disposed, so `execute` never sees CLOSED.
   #array
-  #disposed = false
   #id
   #failureThreshold
   #resetTimeout
@@ -309,7 +310,7 @@ class CircuitBreaker {
     // a run of failures to end; 0: they only add to the counts (each found
     // the run at 0 when it happened, so failures counted since still count).
     const publish = (endsRun) => {
-      if (pending !== 0 && !this.#disposed) {
+      if (pending !== 0 && this.#array !== DISPOSED) {
         const count = pending
         pending = 0
         native.success(this.#id, count, endsRun)
@@ -334,7 +335,7 @@ class CircuitBreaker {
       // The caller gets the task's own promise; these only observe it.
       this.#onSuccess = recordSuccess
       this.#onFailure = () => {
-        if (!this.#disposed) native.failure(this.#id)
+        if (this.#array !== DISPOSED) native.failure(this.#id)
       }
     } else {
       this.#onSuccess = (value) => {
@@ -342,7 +343,7 @@ class CircuitBreaker {
         return value
       }
       this.#onFailure = (error) => {
-        if (!this.#disposed) native.failure(this.#id)
+        if (this.#array !== DISPOSED) native.failure(this.#id)
         return this.#failureFallback(error)
       }
     }
@@ -355,11 +356,7 @@ class CircuitBreaker {
   static fromFile(path, options) {
     // The breaker's own options are checked before any file is created.
     new CircuitBreaker(createSharedArray(), options ?? {}).dispose()
-    const array = openBreakerFile(path, {
-      create: options === undefined || options === null ? undefined : readOption(options, 'create'),
-      mode: options === undefined || options === null ? undefined : readOption(options, 'mode'),
-    })
-    return new CircuitBreaker(array, options ?? {})
+    return new CircuitBreaker(openBreakerFile(path, options), options ?? {})
   }
 
   /**
@@ -388,7 +385,7 @@ class CircuitBreaker {
   }
 
   #admit(task) {
-    if (this.#disposed) return Promise.reject(disposedError())
+    if (this.#array === DISPOSED) return Promise.reject(disposedError())
     const decision = native.admit(this.#id)
     if (decision === ADMIT_RUN) return this.#run(task, this.#onSuccess, this.#onFailure)
     if (decision === ADMIT_REJECT) return this.#reject()
@@ -397,11 +394,11 @@ class CircuitBreaker {
     return this.#run(
       task,
       (value) => {
-        if (!this.#disposed) native.probeResult(this.#id, decision, 1)
+        if (this.#array !== DISPOSED) native.probeResult(this.#id, decision, 1)
         return value
       },
       (error) => {
-        if (!this.#disposed) native.probeResult(this.#id, decision, 0)
+        if (this.#array !== DISPOSED) native.probeResult(this.#id, decision, 0)
         return this.#failureFallback === undefined ? undefined : this.#failureFallback(error)
       },
     )
@@ -489,7 +486,7 @@ class CircuitBreaker {
   }
 
   #live() {
-    if (this.#disposed) throw disposedError()
+    if (this.#array === DISPOSED) throw disposedError()
     return this.#id
   }
 
@@ -501,9 +498,8 @@ class CircuitBreaker {
    * `TypeError`; calls still running are not counted. Idempotent.
    */
   dispose() {
-    if (this.#disposed) return
+    if (this.#array === DISPOSED) return
     publishWaiting()
-    this.#disposed = true
     this.#array = DISPOSED
     native.dispose(this)
   }
