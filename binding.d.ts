@@ -9,6 +9,9 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/** Array length (in Int32 slots) a breaker with these options needs. */
+export declare function arrayLength(failureThreshold: number, resetTimeout: number, policies: PolicyOptions): number
+
 /**
  * Builds a breaker over `array` and ties its life to `owner`: the breaker is
  * freed when `owner` is garbage collected. Returns the breaker's handle.
@@ -17,7 +20,7 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
  * `SharedArrayBuffer`, `RangeError` if it is too short, misaligned, holds
  * another layout, or a setting is out of range.
  */
-export declare function create(owner: object, array: unknown, failureThreshold: number, resetTimeout: number): number
+export declare function create(owner: object, array: unknown, failureThreshold: number, resetTimeout: number, policies: PolicyOptions, actor: number): number
 
 /**
  * Frees the breaker held by `owner` now instead of when `owner` is
@@ -26,17 +29,97 @@ export declare function create(owner: object, array: unknown, failureThreshold: 
  */
 export declare function dispose(owner: object): boolean
 
-/** The whole content of a new breaker file: header and zeroed slots. */
-export declare function fileImage(): Buffer
+/** The whole content of a new breaker file of `slots` slots: header and zeroed slots. */
+export declare function fileImage(slots: number): Buffer
 
 /** Forces a new half-open episode: the next caller probes. */
 export declare function forceHalfOpen(id: number): void
 
+/** Holds the breaker OPEN for every thread until released or reset. */
+export declare function isolate(id: number): void
+
 /** The slot names, in index order: `layout()[i]` names slot `i`. */
 export declare function layout(): Array<string>
 
+/** One logged transition. */
+export interface LoggedTransition {
+  /** 0 CLOSED, 1 OPEN, 2 HALF_OPEN: the state it moved to. */
+  state: number
+  /** ms since the Unix epoch; 0 if unknown. */
+  time: number
+  /** The `threadId` of the thread that made it (20 bits). */
+  threadId: number
+}
+
+/** The options past the seed's, already type-checked by the facade. */
+export interface PolicyOptions {
+  halfOpenMaxCalls?: number
+  successThreshold?: number
+  maxResetTimeout?: number
+  backoffMultiplier?: number
+  failureRateThreshold?: number
+  minimumCalls?: number
+  windowSize?: number
+  /** `'time'` for a time window; anything else a count window. */
+  windowIsTime?: boolean
+  windowBuckets?: number
+  /** Consecutive failures open the breaker too, beside the rate. */
+  consecutiveToo?: boolean
+  histogram?: boolean
+}
+
+/** Releases one isolation; the last one closes the breaker. */
+export declare function releaseIsolation(id: number): void
+
+/** Closes the breaker and clears the failure run, backoff, window and isolations. */
+export declare function reset(id: number): void
+
+/** Disables (every call runs, nothing opens) or enables the breaker, for every thread. */
+export declare function setDisabled(id: number, disabled: boolean): void
+
 /** The state a caller would meet now: 0 CLOSED, 1 OPEN, 2 HALF_OPEN. */
 export declare function state(id: number): number
+
+/** Reads every statistic of breaker `id`. */
+export declare function stats(id: number): Stats
+
+/** Everything `getStats()` reports, summed over every thread sharing the buffer. */
+export interface Stats {
+  /** 0 CLOSED, 1 OPEN, 2 HALF_OPEN, as a caller would meet it now. */
+  state: number
+  /** ms since the epoch when the current state began; 0 if unknown. */
+  stateSince: number
+  consecutiveFailures: number
+  isolations: number
+  disabled: boolean
+  /** Failed probes since the breaker last closed. */
+  reopenings: number
+  /** How long this opening lasts (backoff included), ms. */
+  openMs: number
+  requests: number
+  successes: number
+  failures: number
+  rejections: number
+  timeouts: number
+  fallbacks: number
+  probes: number
+  slowCalls: number
+  filtered: number
+  lastSuccessTime: number
+  lastFailureTime: number
+  windowCalls?: number
+  windowFailures?: number
+  latencyCount?: number
+  latencySumMicros?: number
+  latencyMaxMicros?: number
+  latencyP50Micros?: number
+  latencyP90Micros?: number
+  latencyP99Micros?: number
+  /** Upper bounds (µs) of `latency_buckets`. */
+  latencyBoundsMicros?: Array<number>
+  /** Calls at or below each bound, cumulative. */
+  latencyBuckets?: Array<number>
+}
 
 /** Reads the counters of breaker `id`. Values are exact up to 2^53. */
 export declare function totals(id: number): Totals
@@ -55,3 +138,6 @@ export interface Totals {
   /** ms since the Unix epoch; 0 if never. */
   lastFailureTime: number
 }
+
+/** The transition that made generation `generation`, or null if the log no longer holds it. */
+export declare function transition(id: number, generation: number): LoggedTransition | null

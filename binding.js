@@ -835,10 +835,17 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.arrayLength = nativeBinding.arrayLength
 module.exports.create = nativeBinding.create
 module.exports.dispose = nativeBinding.dispose
 module.exports.fileImage = nativeBinding.fileImage
 module.exports.forceHalfOpen = nativeBinding.forceHalfOpen
+module.exports.isolate = nativeBinding.isolate
 module.exports.layout = nativeBinding.layout
+module.exports.releaseIsolation = nativeBinding.releaseIsolation
+module.exports.reset = nativeBinding.reset
+module.exports.setDisabled = nativeBinding.setDisabled
 module.exports.state = nativeBinding.state
+module.exports.stats = nativeBinding.stats
 module.exports.totals = nativeBinding.totals
+module.exports.transition = nativeBinding.transition

@@ -48,8 +48,51 @@ export declare class CircuitOpenError extends Error {
  */
 export declare function isCircuitOpenError(value: unknown): value is CircuitOpenError
 
-/** A zeroed `Int32Array` over a new `SharedArrayBuffer`, exactly big enough for a breaker. */
-export declare function createSharedArray(): Int32Array
+/**
+ * The rejection of a call still pending after the breaker's `timeout`. `code`
+ * is `'ERR_CIRCUIT_TIMEOUT'`; `timeout` is the limit in ms. The task's
+ * `AbortSignal` aborts with this error as its reason.
+ */
+export declare class CircuitTimeoutError extends Error {
+  constructor(timeout: number)
+  readonly code: 'ERR_CIRCUIT_TIMEOUT'
+  readonly timeout: number
+}
+
+/** True for a `CircuitTimeoutError` from any realm (checks `code`). */
+export declare function isCircuitTimeoutError(value: unknown): value is CircuitTimeoutError
+
+/**
+ * The length, in `Int32Array` elements, of the array a breaker with `options`
+ * needs: `Object.keys(CircuitBreakerKeys).length` unless the options ask for a
+ * failure-rate window (`failureRateThreshold`) or a latency histogram.
+ *
+ * @throws {TypeError} / {RangeError} for options the constructor would refuse.
+ */
+export declare function arrayLength(options?: CircuitBreakerOptions): number
+
+/**
+ * A zeroed `Int32Array` over a new `SharedArrayBuffer`, exactly as long as a
+ * breaker with `options` needs (see `arrayLength`).
+ */
+export declare function createSharedArray(options?: CircuitBreakerOptions): Int32Array
+
+/** The Prometheus text exposition format (0.0.4) of breakers' `getStats()`, one sample per breaker, labelled `name`. */
+export declare function prometheusText(stats: ReadonlyArray<CircuitBreakerStats>): string
+
+/** The parts of a prom-client `Registry` that `registerPrometheus` uses. */
+export interface PromClientRegistryLike {
+  registerMetric(metric: any): void
+  getSingleMetric(name: string): any
+}
+
+/**
+ * Adds `breaker` to a prom-client `Registry`: `await registry.metrics()`
+ * includes its metrics, read at every scrape. Returns a function that removes it.
+ *
+ * @throws {TypeError} the breaker is already registered there, or another with its `name`.
+ */
+export declare function registerPrometheus(registry: PromClientRegistryLike, breaker: CircuitBreaker): () => void
 
 /**
  * The global `URL` class where the program's types declare one (`@types/node`,
@@ -98,6 +141,120 @@ export interface CircuitBreakerOptions {
   openFallback?: OpenFallback<any> | null
   /** Result to use when the task fails. Default: reject with the task's error. */
   failureFallback?: FailureFallback<any> | null
+  /** Label of this breaker in `getStats()` and `metrics()`. Default `'default'`. */
+  name?: string
+  /**
+   * Milliseconds after which a call still pending is rejected with a
+   * `CircuitTimeoutError` and counted as a failure; the task is given an
+   * `AbortSignal` that aborts then. From 1 to 2147483647. Default: none (and no timer).
+   */
+  timeout?: number
+  /**
+   * Decides which errors do not count: when it returns `true` for an error the
+   * call counts as a success for the breaker (a probe that gets one closes
+   * it), and the caller still gets the error, without `failureFallback`.
+   */
+  errorFilter?: ((error: unknown) => boolean) | null
+  /**
+   * Opens the circuit when at least this percentage (above 0, at most 100) of
+   * the calls in the window failed (or were slow), once the window holds
+   * `minimumCalls` calls, across every thread. Without an explicit
+   * `failureThreshold`, consecutive failures alone then never open it.
+   */
+  failureRateThreshold?: number
+  /** Calls the window must hold before the rate can open the circuit. Default 10. */
+  minimumCalls?: number
+  /** `'count'`: the last `windowSize` calls (default). `'time'`: the last `windowSize` ms. */
+  windowType?: 'count' | 'time'
+  /** Calls (1 to 100000, default 100) or ms (1 to 2147483647, required for a time window). */
+  windowSize?: number
+  /** Buckets of a time window, 1 to 255 and at most `windowSize`. Default 10. */
+  windowBuckets?: number
+  /** Calls slower than this many ms count as bad for the failure rate (they still succeed). */
+  slowCallDuration?: number
+  /** Probes admitted at once, across every thread, while half-open. 1 to 65535. Default 1. */
+  halfOpenMaxCalls?: number
+  /** Probe successes that close the circuit; any probe failure reopens it. 1 to 65535. Default 1. */
+  successThreshold?: number
+  /**
+   * Longest open period: after each failed probe the open period is
+   * multiplied by `backoffMultiplier`, up to this; it starts over at
+   * `resetTimeout` when the circuit closes. Default `resetTimeout` (no backoff).
+   */
+  maxResetTimeout?: number
+  /** Growth of the open period per failed probe, 1 to 1000. Default 2. */
+  backoffMultiplier?: number
+  /** Keep a latency histogram in the shared array (p50/p90/p99/max in `getStats()`). Default false. */
+  histogram?: boolean
+}
+
+/** Payload of the `open`, `halfOpen` and `close` events. */
+export interface StateChange {
+  /** The state entered. */
+  state: CircuitBreakerState
+  /** `Date.now()`-scale time of the transition; 0 if unknown. */
+  time: number
+  /** `threadId` (worker_threads) of the thread that made it. */
+  threadId: number
+  /** The transition's number (the GENERATION slot after it). */
+  generation: number
+}
+
+export interface CircuitBreakerEvents {
+  open: [change: StateChange]
+  halfOpen: [change: StateChange]
+  close: [change: StateChange]
+  success: [value: unknown, durationMs: number]
+  failure: [error: unknown, durationMs: number]
+  reject: [error: CircuitOpenError]
+  timeout: [error: CircuitTimeoutError, durationMs: number]
+  fallback: [result: unknown, error: unknown]
+}
+
+/** What `getStats()` returns. Counts are over every thread sharing the array. */
+export interface CircuitBreakerStats {
+  name: string
+  state: CircuitBreakerState
+  /** `Date.now()`-scale time the current state began; 0 if unknown. */
+  stateSince: number
+  isolated: boolean
+  disabled: boolean
+  consecutiveFailures: number
+  /** successes + failures + rejections. */
+  requests: number
+  /** Including errors the `errorFilter` accepted. */
+  successes: number
+  /** Including timeouts. */
+  failures: number
+  rejections: number
+  timeouts: number
+  /** Calls answered by a fallback. */
+  fallbacks: number
+  probes: number
+  slowCalls: number
+  /** Errors the `errorFilter` accepted. */
+  filtered: number
+  lastSuccessTime: number
+  lastFailureTime: number
+  /** How long the circuit stays open when it opens now (backoff included), ms. */
+  openDuration: number
+  window: null | { calls: number; failures: number; failureRate: number }
+  /** Seconds. Percentiles are upper bounds of log-scaled buckets (4 per power of two). */
+  latency: null | {
+    count: number
+    sum: number
+    max: number
+    p50: number
+    p90: number
+    p99: number
+    buckets: Array<{ le: number; count: number }>
+  }
+}
+
+/** Returned by `isolate()`. */
+export interface Isolation {
+  /** Ends this isolation (idempotent); the last one closes the circuit. */
+  release(): void
 }
 
 /**
@@ -132,8 +289,47 @@ export declare class CircuitBreaker {
    * with `CircuitOpenError` or resolves with `openFallback`'s result. Once
    * `resetTimeout` has passed exactly one caller, in any thread, probes.
    * A `task` that is not a function makes the promise reject with a `TypeError`.
+   * With a `timeout`, the task is given an `AbortSignal` that aborts when the call times out.
    */
-  execute<T>(task: () => T | PromiseLike<T>): Promise<T>
+  execute<T>(task: (signal?: AbortSignal) => T | PromiseLike<T>): Promise<T>
+
+  /** The array length a breaker with `options` needs (see `arrayLength`). */
+  static arrayLength(options?: CircuitBreakerOptions): number
+
+  /**
+   * Holds the circuit OPEN for every thread sharing it until the handle is
+   * released (every isolation taken) or `reset()` is called.
+   */
+  isolate(): Isolation
+  /** Closes the circuit for every thread: clears the failure run, the window, the backoff and every isolation. Lifetime counts are kept. */
+  reset(): void
+  /** Same as `reset()`. */
+  close(): void
+  /** Every call runs, in every thread, still counted; nothing opens the circuit until `enable()`. */
+  disable(): void
+  /** Undoes `disable()`. */
+  enable(): void
+  /** Statistics over every thread sharing the array, as a plain object. */
+  getStats(): CircuitBreakerStats
+  /** `getStats()`. */
+  toJSON(): CircuitBreakerStats
+  /** `getStats()` in the Prometheus text exposition format, labelled with `name`. */
+  metrics(): string
+  readonly name: string
+
+  /**
+   * Adds a listener (the breaker is a Node `EventEmitter`). State events
+   * (`open`, `halfOpen`, `close`) report transitions made by any thread or
+   * process sharing the array, asynchronously, once each; per-call events
+   * fire in the calling thread.
+   */
+  on<E extends keyof CircuitBreakerEvents>(event: E, listener: (...args: CircuitBreakerEvents[E]) => void): this
+  once<E extends keyof CircuitBreakerEvents>(event: E, listener: (...args: CircuitBreakerEvents[E]) => void): this
+  off<E extends keyof CircuitBreakerEvents>(event: E, listener: (...args: CircuitBreakerEvents[E]) => void): this
+  addListener<E extends keyof CircuitBreakerEvents>(event: E, listener: (...args: CircuitBreakerEvents[E]) => void): this
+  removeListener<E extends keyof CircuitBreakerEvents>(event: E, listener: (...args: CircuitBreakerEvents[E]) => void): this
+  removeAllListeners(event?: keyof CircuitBreakerEvents): this
+  listenerCount(event: keyof CircuitBreakerEvents): number
 
   /** `'HALF_OPEN'` as soon as a call would be admitted as the probe. */
   getState(): CircuitBreakerState

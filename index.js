@@ -8,8 +8,11 @@
 
 const fs = require('node:fs')
 const { fileURLToPath } = require('node:url')
+const { EventEmitter } = require('node:events')
+const { performance } = require('node:perf_hooks')
 const { threadId } = require('node:worker_threads')
 const native = require('./native.js')
+const { prometheusText, registerPrometheus } = require('./metrics.js')
 
 /** Slot name -> index in the shared `Int32Array`. Defined once, in Rust. */
 const CircuitBreakerKeys = Object.freeze(
@@ -122,6 +125,8 @@ const OPEN_REJECTION = Object.freeze({
  */
 function openBreakerFile(path, options) {
   const where = filePath(path)
+  // A new file is as long as breakers with these options need.
+  const slots = typeof options === 'object' && options !== null ? arrayLength(options) : SLOT_COUNT
   const create = readOption(options, 'create') ?? true
   const mode = readOption(options, 'mode') ?? 0o600
   if (typeof create !== 'boolean') {
@@ -141,7 +146,7 @@ function openBreakerFile(path, options) {
     } catch (error) {
       if (error.code !== 'ENOENT' || !create) throw error
       try {
-        fd = createBreakerFile(where, mode)
+        fd = createBreakerFile(where, mode, slots)
       } catch (createError) {
         if (createError.code === 'ENOENT' && createError.path === where && attempt < 3) continue
         // A missing folder: say so about the path asked for, not the temporary one.
@@ -171,13 +176,13 @@ function filePath(path) {
 // Writes the whole file under a temporary name and links it into place, so
 // nobody ever opens a half-written breaker file. Whoever links first wins;
 // the others open the winner's file.
-function createBreakerFile(path, mode) {
+function createBreakerFile(path, mode, slots) {
   const temporary = `${path}.${process.pid}-${threadId}-${Math.random().toString(36).slice(2)}.new`
   const fd = fs.openSync(temporary, 'wx+', mode)
   let keep = false
   try {
     fs.fchmodSync(fd, mode) // exactly `mode`, whatever the umask
-    fs.writeSync(fd, native.fileImage())
+    fs.writeSync(fd, native.fileImage(slots))
     try {
       fs.linkSync(temporary, path)
     } catch (error) {
@@ -203,11 +208,6 @@ Atomics.store(DISPOSED, STATE, CircuitBreakerStates.OPEN)
 
 function disposedError() {
   return new TypeError('this circuit breaker was disposed')
-}
-
-/** A zeroed `Int32Array` over a new `SharedArrayBuffer`, exactly big enough. */
-function createSharedArray() {
-  return new Int32Array(new SharedArrayBuffer(SLOT_COUNT * Int32Array.BYTES_PER_ELEMENT))
 }
 
 function describe(value) {
@@ -264,13 +264,270 @@ function optionalFunction(name, value) {
 }
 
 /**
+ * The rejection of a call that ran longer than the breaker's `timeout`. Its
+ * `code` is `'ERR_CIRCUIT_TIMEOUT'`; the task's `AbortSignal` aborts with it.
+ */
+class CircuitTimeoutError extends Error {
+  constructor(timeout) {
+    super(`Timed out after ${timeout} ms`)
+    this.timeout = timeout
+  }
+}
+Object.defineProperties(CircuitTimeoutError.prototype, {
+  name: { value: 'CircuitTimeoutError', writable: true, configurable: true },
+  code: { value: 'ERR_CIRCUIT_TIMEOUT', writable: true, configurable: true },
+})
+
+/** True for a `CircuitTimeoutError`, in any realm (it checks `code`). */
+function isCircuitTimeoutError(value) {
+  if (value === null || typeof value !== 'object') return false
+  try {
+    return value.code === 'ERR_CIRCUIT_TIMEOUT'
+  } catch {
+    return false
+  }
+}
+
+// Bits of the `marks` argument of the native calls.
+const MARK_TIMED_OUT = 1
+const MARK_FALLBACK = 2
+const MARK_SLOW = 4
+const MARK_FILTERED = 8
+
+const GENERATION = CircuitBreakerKeys.GENERATION
+// What the fast path of a breaker that needs the general path reads: never
+// CLOSED, so every call goes through `#admit`.
+const GENERAL = new Int32Array(new SharedArrayBuffer(8 * Int32Array.BYTES_PER_ELEMENT))
+Atomics.store(GENERAL, STATE, CircuitBreakerStates.OPEN)
+
+const STATE_EVENTS = ['open', 'halfOpen', 'close']
+const CALL_EVENTS = ['success', 'failure', 'reject', 'timeout', 'fallback']
+const EVENT_OF_STATE = ['close', 'open', 'halfOpen']
+
+function optionalNumber(name, value) {
+  return value === undefined || value === null ? undefined : requireNumber(name, value)
+}
+
+function optionalBoolean(name, value) {
+  if (value === undefined || value === null) return undefined
+  if (typeof value !== 'boolean') {
+    throw new TypeError(`${name} must be a boolean, got ${describe(value)}`)
+  }
+  return value
+}
+
+function positiveMs(name, value) {
+  if (value === undefined) return undefined
+  if (!(value > 0 && value <= 2147483647)) {
+    throw new RangeError(`${name} must be a number of milliseconds above 0 and at most 2147483647, got ${value}`)
+  }
+  return value
+}
+
+// Reads and type-checks every option; ranges are checked by the native side.
+function readOptions(failureThreshold, resetTimeout, openFallback, failureFallback) {
+  let options
+  if (typeof failureThreshold === 'object' && failureThreshold !== null) {
+    options = failureThreshold
+    failureThreshold = readOption(options, 'failureThreshold')
+    resetTimeout = readOption(options, 'resetTimeout')
+    openFallback = readOption(options, 'openFallback')
+    failureFallback = readOption(options, 'failureFallback')
+  }
+  const read = (name) => readOption(options, name)
+  const explicitThreshold = failureThreshold !== undefined && failureThreshold !== null
+  const config = {
+    failureThreshold: requireNumber('failureThreshold', failureThreshold ?? DEFAULT_FAILURE_THRESHOLD),
+    resetTimeout: requireNumber('resetTimeout', resetTimeout ?? DEFAULT_RESET_TIMEOUT),
+    openFallback: optionalFunction('openFallback', openFallback),
+    failureFallback: optionalFunction('failureFallback', failureFallback),
+    name: read('name') ?? 'default',
+    timeout: positiveMs('timeout', optionalNumber('timeout', read('timeout'))),
+    errorFilter: optionalFunction('errorFilter', read('errorFilter')),
+    slowCallDuration: positiveMs('slowCallDuration', optionalNumber('slowCallDuration', read('slowCallDuration'))),
+    policies: {
+      halfOpenMaxCalls: optionalNumber('halfOpenMaxCalls', read('halfOpenMaxCalls')),
+      successThreshold: optionalNumber('successThreshold', read('successThreshold')),
+      maxResetTimeout: optionalNumber('maxResetTimeout', read('maxResetTimeout')),
+      backoffMultiplier: optionalNumber('backoffMultiplier', read('backoffMultiplier')),
+      failureRateThreshold: optionalNumber('failureRateThreshold', read('failureRateThreshold')),
+      minimumCalls: optionalNumber('minimumCalls', read('minimumCalls')),
+      windowSize: optionalNumber('windowSize', read('windowSize')),
+      windowIsTime: undefined,
+      windowBuckets: optionalNumber('windowBuckets', read('windowBuckets')),
+      consecutiveToo: undefined,
+      histogram: optionalBoolean('histogram', read('histogram')),
+    },
+  }
+  if (typeof config.name !== 'string') {
+    throw new TypeError(`name must be a string, got ${describe(config.name)}`)
+  }
+  const windowType = read('windowType') ?? 'count'
+  if (windowType !== 'count' && windowType !== 'time') {
+    throw new TypeError(`windowType must be 'count' or 'time', got ${describe(windowType)}`)
+  }
+  config.policies.windowIsTime = windowType === 'time'
+  config.policies.consecutiveToo = explicitThreshold && config.policies.failureRateThreshold !== undefined
+  return config
+}
+
+/**
+ * The length (in `Int32Array` elements) of the array a breaker with these
+ * options needs: `Object.keys(CircuitBreakerKeys).length` unless the options
+ * ask for a failure-rate window or a latency histogram. Throws like the
+ * constructor for options it would refuse.
+ */
+function arrayLength(options) {
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw new TypeError(`options must be an object, got ${describe(options)}`)
+  }
+  const config = readOptions(options ?? {})
+  return native.arrayLength(config.failureThreshold, config.resetTimeout, config.policies)
+}
+
+/**
+ * A zeroed `Int32Array` over a new `SharedArrayBuffer`, exactly as long as a
+ * breaker with `options` needs (see `arrayLength`).
+ */
+function createSharedArray(options) {
+  const length = options === undefined ? SLOT_COUNT : arrayLength(options)
+  return new Int32Array(new SharedArrayBuffer(length * Int32Array.BYTES_PER_ELEMENT))
+}
+
+// ---------------------------------------------------------------------------
+// State-change events in every thread. Each thread keeps one watch per
+// buffer with listeners: it waits on the GENERATION slot with
+// `Atomics.waitAsync` (the thread that makes a transition notifies it), or
+// polls it every POLL_MS when the buffer is a breaker file's mapping, which
+// cannot be waited on and which other processes change. On a change it reads
+// the transitions it missed from the shared transition log.
+// ---------------------------------------------------------------------------
+const POLL_MS = 20
+const LOG_ENTRIES = 8
+const watches = new Map()
+
+function notifyTransition(array) {
+  if (array.buffer instanceof SharedArrayBuffer) Atomics.notify(array, GENERATION)
+}
+
+function watch(breaker, array, id) {
+  let entry = watches.get(array.buffer)
+  if (entry === undefined) {
+    entry = {
+      array,
+      id,
+      breakers: new Set(),
+      seen: Atomics.load(array, GENERATION) >>> 0,
+      shared: array.buffer instanceof SharedArrayBuffer,
+    }
+    watches.set(array.buffer, entry)
+    entry.breakers.add(breaker)
+    wait(entry)
+    return
+  }
+  entry.breakers.add(breaker)
+}
+
+function unwatch(breaker, array) {
+  const entry = watches.get(array.buffer)
+  if (entry === undefined || !entry.breakers.delete(breaker)) return
+  if (entry.breakers.size === 0) watches.delete(array.buffer)
+}
+
+function wait(entry) {
+  if (watches.get(entry.array.buffer) !== entry) return // nobody listens any more
+  const generation = Atomics.load(entry.array, GENERATION)
+  if (generation >>> 0 !== entry.seen) deliver(entry, generation >>> 0)
+  if (!entry.shared) {
+    setTimeout(wait, POLL_MS, entry).unref()
+    return
+  }
+  const result = Atomics.waitAsync(entry.array, GENERATION, generation)
+  if (result.async) result.value.then(() => wait(entry))
+  else setImmediate(wait, entry)
+}
+
+// Set by a static block of CircuitBreaker, which alone sees its private fields.
+let readTransition
+let emitStateEvent
+
+function deliver(entry, generation) {
+  const missed = (generation - entry.seen) >>> 0
+  const first = missed > LOG_ENTRIES ? (generation - LOG_ENTRIES + 1) >>> 0 : (entry.seen + 1) >>> 0
+  entry.seen = generation
+  for (let g = first; ; g = (g + 1) >>> 0) {
+    // Any breaker of the set reads the log; a disposed one answers undefined.
+    let logged
+    for (const breaker of entry.breakers) {
+      logged = readTransition(breaker, g)
+      if (logged !== undefined) break
+    }
+    if (logged !== undefined && logged !== null) {
+      const event = {
+        state: STATE_NAMES[logged.state],
+        time: logged.time,
+        threadId: logged.threadId,
+        generation: g,
+      }
+      for (const breaker of entry.breakers) emitStateEvent(breaker, EVENT_OF_STATE[logged.state], event)
+    }
+    if (g === generation) break
+  }
+}
+
+// ---------------------------------------------------------------------------
+// Per-call timeouts: one timer per breaker, not per call. Calls are kept in
+// start order in a Set; with one timeout for all, that is deadline order, so
+// the timer only ever waits for the first unsettled call.
+// ---------------------------------------------------------------------------
+class Deadlines {
+  constructor(timeout, expire) {
+    this.timeout = timeout
+    this.expire = expire
+    this.calls = new Set()
+    this.timer = undefined
+  }
+
+  add(call) {
+    this.calls.add(call)
+    if (this.timer === undefined) this.arm(this.timeout)
+  }
+
+  delete(call) {
+    this.calls.delete(call)
+  }
+
+  arm(ms) {
+    this.timer = setTimeout(() => this.fire(), ms)
+    this.timer.unref()
+  }
+
+  fire() {
+    this.timer = undefined
+    const now = performance.now()
+    for (const call of this.calls) {
+      if (call.deadline > now) {
+        this.arm(Math.max(1, Math.ceil(call.deadline - now)))
+        return
+      }
+      this.calls.delete(call)
+      this.expire(call)
+    }
+  }
+}
+
+/**
  * A circuit breaker whose whole state lives in a shared `Int32Array`: every
  * breaker built over the same buffer, in any worker thread, shares one
  * failure count, one state and one half-open probe.
  */
-class CircuitBreaker {
-  // The array; DISPOSED once disposed, so `execute` never sees CLOSED.
+class CircuitBreaker extends EventEmitter {
+  // The array; DISPOSED once disposed.
   #array
+  // What `execute` reads first: the array while the CLOSED path may run the
+  // task directly, GENERAL while options or listeners need the general path,
+  // DISPOSED once disposed.
+  #gate
   #id
   #failureThreshold
   #resetTimeout
@@ -278,25 +535,37 @@ class CircuitBreaker {
   #failureFallback
   #onSuccess
   #onFailure
+  #publish
+  #recordSuccess
+  #config
+  // The general path's needs, derived from the options and the listeners.
+  #general = false
+  #timed = false
+  #callListeners = false
+  #stateListeners = false
+  #deadlines
 
   constructor(sharedArray, failureThreshold, resetTimeout, openFallback, failureFallback) {
-    if (typeof failureThreshold === 'object' && failureThreshold !== null) {
-      const options = failureThreshold
-      failureThreshold = readOption(options, 'failureThreshold')
-      resetTimeout = readOption(options, 'resetTimeout')
-      openFallback = readOption(options, 'openFallback')
-      failureFallback = readOption(options, 'failureFallback')
-    }
-    this.#failureThreshold = requireNumber(
-      'failureThreshold',
-      failureThreshold ?? DEFAULT_FAILURE_THRESHOLD,
-    )
-    this.#resetTimeout = requireNumber('resetTimeout', resetTimeout ?? DEFAULT_RESET_TIMEOUT)
-    this.#openFallback = optionalFunction('openFallback', openFallback)
-    this.#failureFallback = optionalFunction('failureFallback', failureFallback)
+    super()
+    const config = readOptions(failureThreshold, resetTimeout, openFallback, failureFallback)
+    this.#config = config
+    this.#failureThreshold = config.failureThreshold
+    this.#resetTimeout = config.resetTimeout
+    this.#openFallback = config.openFallback
+    this.#failureFallback = config.failureFallback
     // Validates the array (TypeError / RangeError) and the numbers (RangeError).
-    this.#id = native.create(this, sharedArray, this.#failureThreshold, this.#resetTimeout)
+    this.#id = native.create(
+      this,
+      sharedArray,
+      config.failureThreshold,
+      config.resetTimeout,
+      config.policies,
+      threadId,
+    )
     this.#array = sharedArray
+    if (config.timeout !== undefined) {
+      this.#deadlines = new Deadlines(config.timeout, (call) => this.#timeOut(call))
+    }
 
     // Successes of this thread not yet added to the shared counters. A
     // success that changes no state (the run of failures is already 0) only
@@ -331,22 +600,35 @@ class CircuitBreaker {
         if (waiting.push(publishAtTickEnd) === 1) process.nextTick(publishWaiting)
       }
     }
+    this.#publish = publish
+    this.#recordSuccess = recordSuccess
+    const failed = () => {
+      if (this.#array !== DISPOSED && native.failure(this.#id, 0) !== 0) {
+        notifyTransition(this.#array)
+      }
+    }
     if (this.#failureFallback === undefined) {
       // The caller gets the task's own promise; these only observe it.
       this.#onSuccess = recordSuccess
-      this.#onFailure = () => {
-        if (this.#array !== DISPOSED) native.failure(this.#id)
-      }
+      this.#onFailure = failed
     } else {
       this.#onSuccess = (value) => {
         recordSuccess()
         return value
       }
       this.#onFailure = (error) => {
-        if (this.#array !== DISPOSED) native.failure(this.#id)
+        failed()
         return this.#failureFallback(error)
       }
     }
+    this.#general =
+      config.timeout !== undefined ||
+      config.errorFilter !== undefined ||
+      config.slowCallDuration !== undefined ||
+      config.policies.failureRateThreshold !== undefined ||
+      config.policies.histogram === true
+    this.#timed = config.slowCallDuration !== undefined || config.policies.histogram === true
+    this.#gate = this.#general ? GENERAL : sharedArray
   }
 
   /**
@@ -355,8 +637,14 @@ class CircuitBreaker {
    */
   static fromFile(path, options) {
     // The breaker's own options are checked before any file is created.
-    new CircuitBreaker(createSharedArray(), options ?? {}).dispose()
+    const breakerOptions = typeof options === 'object' && options !== null ? options : undefined
+    new CircuitBreaker(createSharedArray(breakerOptions), options ?? {}).dispose()
     return new CircuitBreaker(openBreakerFile(path, options), options ?? {})
+  }
+
+  /** See the exported `arrayLength`. */
+  static arrayLength(options) {
+    return arrayLength(options)
   }
 
   /**
@@ -367,7 +655,7 @@ class CircuitBreaker {
     if (typeof task !== 'function') {
       return Promise.reject(new TypeError(`task must be a function, got ${describe(task)}`))
     }
-    if (Atomics.load(this.#array, STATE) !== CLOSED) return this.#admit(task)
+    if (Atomics.load(this.#gate, STATE) !== CLOSED) return this.#admit(task)
     // CLOSED. The task is called from this frame rather than from a helper:
     // an Error the task makes captures one stack frame fewer, which in V8 is
     // worth ~0.5 µs a failure.
@@ -386,7 +674,8 @@ class CircuitBreaker {
 
   #admit(task) {
     if (this.#array === DISPOSED) return Promise.reject(disposedError())
-    const decision = native.admit(this.#id)
+    if (this.#general) return this.#executeGeneral(task)
+    const decision = this.#decide()
     if (decision === ADMIT_RUN) return this.#run(task, this.#onSuccess, this.#onFailure)
     if (decision === ADMIT_REJECT) return this.#reject()
     // The handlers name `this`, so a pending probe keeps its breaker (and so
@@ -394,14 +683,29 @@ class CircuitBreaker {
     return this.#run(
       task,
       (value) => {
-        if (this.#array !== DISPOSED) native.probeResult(this.#id, decision, 1)
+        this.#probeResult(decision, 1, 0)
         return value
       },
       (error) => {
-        if (this.#array !== DISPOSED) native.probeResult(this.#id, decision, 0)
+        this.#probeResult(decision, 0, 0)
         return this.#failureFallback === undefined ? undefined : this.#failureFallback(error)
       },
     )
+  }
+
+  // Asks the core whether a call may run; tells other threads' listeners
+  // when that made a transition.
+  #decide() {
+    const before = Atomics.load(this.#array, GENERATION)
+    const decision = native.admit(this.#id, this.#openFallback === undefined ? 0 : 1)
+    if (Atomics.load(this.#array, GENERATION) !== before) notifyTransition(this.#array)
+    return decision
+  }
+
+  #probeResult(ticket, ok, marks) {
+    if (this.#array !== DISPOSED && native.probeResult(this.#id, ticket, ok, marks) !== 0) {
+      notifyTransition(this.#array)
+    }
   }
 
   // Calls the task and hands its outcome to the handlers. Without a
@@ -442,6 +746,169 @@ class CircuitBreaker {
     }
   }
 
+  // The general path: timeouts, the error filter, slow calls, the window,
+  // the histogram and per-call events. One call record per call.
+  #executeGeneral(task) {
+    let ticket = ADMIT_RUN
+    if (Atomics.load(this.#array, STATE) !== CLOSED) {
+      ticket = this.#decide()
+      if (ticket === ADMIT_REJECT) return this.#rejectGeneral()
+    }
+    const config = this.#config
+    const call = {
+      ticket,
+      start: this.#timed || this.#callListeners || config.timeout !== undefined ? performance.now() : 0,
+      deadline: 0,
+      controller: undefined,
+      settled: false,
+      resolve: undefined,
+      reject: undefined,
+    }
+    const promise = new Promise((resolve, reject) => {
+      call.resolve = resolve
+      call.reject = reject
+    })
+    let result
+    try {
+      if (config.timeout === undefined) {
+        result = Promise.resolve(task())
+      } else {
+        call.controller = new AbortController()
+        call.deadline = call.start + config.timeout
+        this.#deadlines.add(call)
+        result = Promise.resolve(task(call.controller.signal))
+      }
+    } catch (error) {
+      this.#settle(call, false, error)
+      return promise
+    }
+    result.then(
+      (value) => this.#settle(call, true, value),
+      (error) => this.#settle(call, false, error),
+    )
+    return promise
+  }
+
+  #rejectGeneral() {
+    const error = circuitOpenError()
+    if (this.#callListeners) this.#emitCall('reject', error)
+    if (this.#openFallback === undefined) return Promise.reject(error)
+    try {
+      const result = this.#openFallback(error)
+      if (this.#callListeners) this.#emitCall('fallback', result, error)
+      return Promise.resolve(result)
+    } catch (fallbackError) {
+      return Promise.reject(fallbackError)
+    }
+  }
+
+  #settle(call, ok, outcome) {
+    if (call.settled) return // timed out first
+    call.settled = true
+    this.#deadlines?.delete(call)
+    const config = this.#config
+    const duration = call.start === 0 ? 0 : performance.now() - call.start
+    const live = this.#array !== DISPOSED
+    if (live && config.policies.histogram === true) {
+      native.latency(this.#id, Math.min(Math.round(duration * 1000), 0xffffffff))
+    }
+    let marks = config.slowCallDuration !== undefined && duration > config.slowCallDuration ? MARK_SLOW : 0
+    if (!ok && config.errorFilter !== undefined) {
+      let accepted
+      try {
+        accepted = config.errorFilter(outcome) === true
+      } catch (filterError) {
+        call.reject(filterError)
+        this.#report(call, false, marks)
+        return
+      }
+      if (accepted) {
+        // Not a failure of the dependency: counted as a success, and the
+        // caller still gets the error (no fallback).
+        this.#report(call, true, marks | MARK_FILTERED)
+        if (this.#callListeners) this.#emitCall('success', outcome, duration)
+        call.reject(outcome)
+        return
+      }
+    }
+    if (ok) {
+      this.#report(call, true, marks)
+      if (this.#callListeners) this.#emitCall('success', outcome, duration)
+      call.resolve(outcome)
+      return
+    }
+    if (this.#failureFallback !== undefined) marks |= MARK_FALLBACK
+    this.#report(call, false, marks)
+    if (this.#callListeners) this.#emitCall('failure', outcome, duration)
+    this.#fallBack(call, outcome)
+  }
+
+  #timeOut(call) {
+    if (call.settled) return
+    call.settled = true
+    const error = new CircuitTimeoutError(this.#config.timeout)
+    const marks = MARK_TIMED_OUT | (this.#failureFallback === undefined ? 0 : MARK_FALLBACK)
+    if (this.#array !== DISPOSED && this.#config.policies.histogram === true) {
+      native.latency(this.#id, Math.min(Math.round(this.#config.timeout * 1000), 0xffffffff))
+    }
+    this.#report(call, false, marks)
+    if (this.#callListeners) {
+      this.#emitCall('timeout', error, this.#config.timeout)
+      this.#emitCall('failure', error, this.#config.timeout)
+    }
+    try {
+      call.controller.abort(error)
+    } catch (abortError) {
+      // A throwing 'abort' listener of the task's is the task's problem.
+      process.nextTick(() => {
+        throw abortError
+      })
+    }
+    this.#fallBack(call, error)
+  }
+
+  #fallBack(call, error) {
+    if (this.#failureFallback === undefined) {
+      call.reject(error)
+      return
+    }
+    try {
+      const result = this.#failureFallback(error)
+      if (this.#callListeners) this.#emitCall('fallback', result, error)
+      call.resolve(result)
+    } catch (fallbackError) {
+      call.reject(fallbackError)
+    }
+  }
+
+  // Tells the core how a call of the general path ended.
+  #report(call, ok, marks) {
+    if (this.#array === DISPOSED) return
+    if (call.ticket !== ADMIT_RUN) {
+      this.#probeResult(call.ticket, ok ? 1 : 0, marks)
+      return
+    }
+    if (ok && marks === 0) {
+      this.#recordSuccess()
+      return
+    }
+    // Successes held back go first, so the window sees calls in order.
+    this.#publish(0)
+    const code = ok ? native.markedSuccess(this.#id, marks) : native.failure(this.#id, marks)
+    if (code !== 0) notifyTransition(this.#array)
+  }
+
+  #emitCall(event, ...args) {
+    try {
+      this.emit(event, ...args)
+    } catch (error) {
+      // A listener that throws must not turn the call's outcome around.
+      process.nextTick(() => {
+        throw error
+      })
+    }
+  }
+
   /** `'CLOSED' | 'OPEN' | 'HALF_OPEN'`: `'HALF_OPEN'` as soon as a call would probe. */
   getState() {
     return STATE_NAMES[native.state(this.#live())]
@@ -456,6 +923,52 @@ class CircuitBreaker {
   /** Forces HALF_OPEN in every thread: the next caller, anywhere, probes. */
   transitionToHalfOpen() {
     native.forceHalfOpen(this.#live())
+    notifyTransition(this.#array)
+  }
+
+  /**
+   * Holds the breaker OPEN for every thread sharing it until the returned
+   * handle is released (by every isolation taken) or `reset()` is called.
+   */
+  isolate() {
+    native.isolate(this.#live())
+    notifyTransition(this.#array)
+    let released = false
+    const release = () => {
+      if (released || this.#array === DISPOSED) return
+      released = true
+      native.releaseIsolation(this.#id)
+      notifyTransition(this.#array)
+    }
+    const handle = { release }
+    if (typeof Symbol.dispose === 'symbol') handle[Symbol.dispose] = release
+    return handle
+  }
+
+  /**
+   * Closes the breaker for every thread and starts over: the run of
+   * failures, the window, the backoff and every isolation are cleared.
+   * Lifetime counts (`getStats()`) are kept.
+   */
+  reset() {
+    native.reset(this.#live())
+    notifyTransition(this.#array)
+  }
+
+  /** Same as `reset()`. */
+  close() {
+    this.reset()
+  }
+
+  /** Lets every call through in every thread, counting as usual but never opening. */
+  disable() {
+    native.setDisabled(this.#live(), true)
+    notifyTransition(this.#array)
+  }
+
+  /** Undoes `disable()` for every thread. */
+  enable() {
+    native.setDisabled(this.#live(), false)
   }
 
   /** Calls that settled or were rejected, in every thread sharing the buffer. */
@@ -485,9 +998,147 @@ class CircuitBreaker {
     return native.totals(this.#live())
   }
 
+  /**
+   * Everything the breaker knows, summed over every thread sharing it, as a
+   * plain object. Another thread's successes reach it by the end of that
+   * thread's tick.
+   */
+  getStats() {
+    publishWaiting()
+    const s = native.stats(this.#live())
+    const seconds = (micros) => micros / 1e6
+    return {
+      name: this.#config.name,
+      state: STATE_NAMES[s.state],
+      stateSince: s.stateSince,
+      isolated: s.isolations > 0,
+      disabled: s.disabled,
+      consecutiveFailures: s.consecutiveFailures,
+      requests: s.requests,
+      successes: s.successes,
+      failures: s.failures,
+      rejections: s.rejections,
+      timeouts: s.timeouts,
+      fallbacks: s.fallbacks,
+      probes: s.probes,
+      slowCalls: s.slowCalls,
+      filtered: s.filtered,
+      lastSuccessTime: s.lastSuccessTime,
+      lastFailureTime: s.lastFailureTime,
+      openDuration: s.openMs,
+      window:
+        s.windowCalls === undefined || s.windowCalls === null
+          ? null
+          : {
+              calls: s.windowCalls,
+              failures: s.windowFailures,
+              failureRate: s.windowCalls === 0 ? 0 : (100 * s.windowFailures) / s.windowCalls,
+            },
+      latency:
+        s.latencyCount === undefined || s.latencyCount === null
+          ? null
+          : {
+              count: s.latencyCount,
+              sum: seconds(s.latencySumMicros),
+              max: seconds(s.latencyMaxMicros),
+              p50: seconds(s.latencyP50Micros),
+              p90: seconds(s.latencyP90Micros),
+              p99: seconds(s.latencyP99Micros),
+              buckets: s.latencyBoundsMicros.map((bound, i) => ({
+                le: seconds(bound),
+                count: s.latencyBuckets[i],
+              })),
+            },
+    }
+  }
+
+  /** `getStats()`, for `JSON.stringify`. */
+  toJSON() {
+    return this.getStats()
+  }
+
+  /** This breaker's statistics in the Prometheus text format, labelled with its `name`. */
+  metrics() {
+    return prometheusText([this.getStats()])
+  }
+
+  get name() {
+    return this.#config.name
+  }
+
+  // What the state-event watch of this thread may do with a breaker.
+  static {
+    readTransition = (breaker, generation) =>
+      breaker.#array === DISPOSED ? undefined : native.transition(breaker.#id, generation)
+    emitStateEvent = (breaker, event, payload) => {
+      if (breaker.#array === DISPOSED) return
+      try {
+        breaker.emit(event, payload)
+      } catch (error) {
+        process.nextTick(() => {
+          throw error
+        })
+      }
+    }
+  }
+
   #live() {
     if (this.#array === DISPOSED) throw disposedError()
     return this.#id
+  }
+
+  // Keeps the general path and the state watch in step with the listeners.
+  #listenersChanged() {
+    if (this.#array === DISPOSED) return
+    const calls = CALL_EVENTS.some((event) => this.listenerCount(event) > 0)
+    const states = STATE_EVENTS.some((event) => this.listenerCount(event) > 0)
+    this.#callListeners = calls
+    const c = this.#config
+    this.#general =
+      calls ||
+      c.timeout !== undefined ||
+      c.errorFilter !== undefined ||
+      c.slowCallDuration !== undefined ||
+      c.policies.failureRateThreshold !== undefined ||
+      c.policies.histogram === true
+    this.#gate = this.#general ? GENERAL : this.#array
+    if (states !== this.#stateListeners) {
+      this.#stateListeners = states
+      if (states) watch(this, this.#array, this.#id)
+      else unwatch(this, this.#array)
+    }
+  }
+
+  on(event, listener) {
+    super.on(event, listener)
+    this.#listenersChanged()
+    return this
+  }
+
+  addListener(event, listener) {
+    return this.on(event, listener)
+  }
+
+  prependListener(event, listener) {
+    super.prependListener(event, listener)
+    this.#listenersChanged()
+    return this
+  }
+
+  off(event, listener) {
+    super.off(event, listener)
+    this.#listenersChanged()
+    return this
+  }
+
+  removeListener(event, listener) {
+    return this.off(event, listener)
+  }
+
+  removeAllListeners(event) {
+    super.removeAllListeners(event)
+    this.#listenersChanged()
+    return this
   }
 
   /**
@@ -500,7 +1151,10 @@ class CircuitBreaker {
   dispose() {
     if (this.#array === DISPOSED) return
     publishWaiting()
+    if (this.#stateListeners) unwatch(this, this.#array)
+    this.#stateListeners = false
     this.#array = DISPOSED
+    this.#gate = DISPOSED
     native.dispose(this)
   }
 
@@ -522,8 +1176,13 @@ module.exports = {
   CircuitBreakerKeys,
   CircuitBreakerStates,
   CircuitOpenError,
+  CircuitTimeoutError,
   isCircuitOpenError,
+  isCircuitTimeoutError,
+  arrayLength,
   createSharedArray,
   openBreakerFile,
+  prometheusText,
+  registerPrometheus,
   default: CircuitBreaker,
 }

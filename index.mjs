@@ -6,8 +6,13 @@ export const {
   CircuitBreakerKeys,
   CircuitBreakerStates,
   CircuitOpenError,
+  CircuitTimeoutError,
   isCircuitOpenError,
+  isCircuitTimeoutError,
+  arrayLength,
   createSharedArray,
   openBreakerFile,
+  prometheusText,
+  registerPrometheus,
 } = cjs
 export default cjs.CircuitBreaker

@@ -238,8 +238,8 @@ describe('breaker files', () => {
     ['wrong magic', () => Buffer.concat([Buffer.from('NOTABRKR'), image().subarray(8)]), /is not a circuit-breaker-js file/],
     ['wrong version', () => { const b = image(); b.writeUInt32LE(99, 8); return b }, /format version 99; this build reads version 1/],
     ['another layout', () => { const b = image(); b.writeUInt32LE(7, 16); return b }, /another layout .* 7 slots/],
-    ['truncated', () => image().subarray(0, FILE_BYTES - 4), new RegExp(`is ${FILE_BYTES - 4} bytes long; a breaker file is ${FILE_BYTES} bytes`)],
-    ['too long', () => Buffer.concat([image(), Buffer.alloc(8)]), /bytes long; a breaker file of this layout is/],
+    ['truncated', () => image().subarray(0, FILE_BYTES - 4), new RegExp(`is ${FILE_BYTES - 4} bytes long; a breaker file is at least ${FILE_BYTES} bytes, as long as its header says`)],
+    ['too long', () => Buffer.concat([image(), Buffer.alloc(8)]), new RegExp(`is ${FILE_BYTES + 8} bytes long; its header says ${FILE_BYTES} bytes`)],
     ['empty', () => Buffer.alloc(0), /is 0 bytes long/],
     ['text', () => Buffer.from('hello, world\n'), /is 13 bytes long/],
   ]

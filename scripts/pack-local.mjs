@@ -37,7 +37,7 @@ import { formatBytes, npm, readTarball } from './util.mjs'
 
 // The main package ships these and nothing else (npm adds package.json and
 // the README itself; a LICENSE file too once there is one).
-const MAIN_FILES = ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'native.js', 'binding.js', 'binding.d.ts']
+const MAIN_FILES = ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'native.js', 'metrics.js', 'binding.js', 'binding.d.ts']
 const ALWAYS = ['package.json', 'README.md']
 const INSTALL_HOOKS = ['preinstall', 'install', 'postinstall']
 // Never copied into the staged package: big, generated, or not files.

@@ -121,6 +121,11 @@ impl Mapping {
     pub fn slots_address(&self) -> usize {
         self.address + breaker_core::file::HEADER_BYTES
     }
+
+    /// How many slots the file holds.
+    pub fn slot_count(&self) -> usize {
+        (self.length - breaker_core::file::HEADER_BYTES) / 4
+    }
 }
 
 #[cfg(not(unix))]

@@ -9,6 +9,8 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
+use breaker_core::breaker::{Marks, Policies};
+use breaker_core::features::claim_features;
 use breaker_core::{
     claim_layout, layout, Admission, Breaker, Config, MemoryError, Slots, Stripe, Transition,
 };
@@ -120,16 +122,21 @@ pub fn create(
     array: Unknown,
     failure_threshold: f64,
     reset_timeout: f64,
+    policies: PolicyOptions,
+    actor: u32,
 ) -> Result<u32> {
+    let config = match Config::with_policies(failure_threshold, reset_timeout, &policies.into()) {
+        Ok(config) => config,
+        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
+    };
     let (slots, mapping) = match shared_slots(env.raw(), array.raw()) {
         Ok(found) => found,
         Err(thrown) => return throw(&env, thrown),
     };
-    let config = match Config::new(failure_threshold, reset_timeout) {
-        Ok(config) => config,
-        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
-    };
     if let Err(error) = claim_layout(&slots) {
+        return throw(&env, Thrown::Range(format!("sharedArray {error}")));
+    }
+    if let Err(error) = claim_features(&slots, slots.len(), &config.features()) {
         return throw(&env, Thrown::Range(format!("sharedArray {error}")));
     }
 
@@ -137,7 +144,7 @@ pub fn create(
     // SAFETY: `env` and `array` are live handles of this call.
     check(unsafe { sys::napi_create_reference(env.raw(), array.raw(), 1, &mut array_ref) })?;
     let instance = Instance {
-        breaker: Breaker::new(slots, config),
+        breaker: Breaker::new(slots, config).with_actor(actor),
         stripe: STRIPE.with(|s| *s),
         array: array_ref,
         _mapping: mapping,
@@ -178,6 +185,43 @@ pub fn create(
         ));
     }
     Ok(id)
+}
+
+/// The options past the seed's, already type-checked by the facade.
+#[napi(object)]
+#[derive(Default)]
+pub struct PolicyOptions {
+    pub half_open_max_calls: Option<f64>,
+    pub success_threshold: Option<f64>,
+    pub max_reset_timeout: Option<f64>,
+    pub backoff_multiplier: Option<f64>,
+    pub failure_rate_threshold: Option<f64>,
+    pub minimum_calls: Option<f64>,
+    pub window_size: Option<f64>,
+    /// `'time'` for a time window; anything else a count window.
+    pub window_is_time: Option<bool>,
+    pub window_buckets: Option<f64>,
+    /// Consecutive failures open the breaker too, beside the rate.
+    pub consecutive_too: Option<bool>,
+    pub histogram: Option<bool>,
+}
+
+impl From<PolicyOptions> for Policies {
+    fn from(o: PolicyOptions) -> Policies {
+        Policies {
+            half_open_max_calls: o.half_open_max_calls,
+            success_threshold: o.success_threshold,
+            max_reset_timeout: o.max_reset_timeout,
+            backoff_multiplier: o.backoff_multiplier,
+            failure_rate_threshold: o.failure_rate_threshold,
+            minimum_calls: o.minimum_calls,
+            window_size: o.window_size,
+            window_is_time: o.window_is_time.unwrap_or(false),
+            window_buckets: o.window_buckets,
+            consecutive_too: o.consecutive_too.unwrap_or(false),
+            histogram: o.histogram.unwrap_or(false),
+        }
+    }
 }
 
 /// Frees breaker `id` when its owner is collected, or its worker exits.
@@ -350,15 +394,36 @@ fn describe(env: sys::napi_env, value: sys::napi_value) -> &'static str {
 // call into the core, and returns a number or `undefined`.
 // ---------------------------------------------------------------------------
 
-/// `admit(id)`: `-2` run (CLOSED), `-1` rejected (already counted), or a
+/// Bits of the `marks` argument.
+const MARK_TIMED_OUT: u32 = 1;
+const MARK_FALLBACK: u32 = 2;
+const MARK_SLOW: u32 = 4;
+const MARK_FILTERED: u32 = 8;
+
+fn marks(bits: u32) -> Marks {
+    Marks {
+        timed_out: bits & MARK_TIMED_OUT != 0,
+        fallback: bits & MARK_FALLBACK != 0,
+        slow: bits & MARK_SLOW != 0,
+        filtered: bits & MARK_FILTERED != 0,
+    }
+}
+
+/// `admit(id, fallback)`: `-2` run (CLOSED), `-1` rejected (already
+/// counted; with `fallback` 1 counted as answered by a fallback too), or a
 /// probe ticket (>= 0) to pass back to `probeResult`.
 unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: called by N-API with a live env and callback info.
     unsafe {
-        hot_call::<1>(env, info, |[id]| {
+        hot_call::<2>(env, info, |[id, fallback]| {
             with(id, |i| match i.breaker.admit(now_ms(), i.stripe) {
                 Admission::Run => ADMIT_RUN,
-                Admission::Reject => ADMIT_REJECT,
+                Admission::Reject => {
+                    if fallback != 0 {
+                        i.breaker.on_fallback(i.stripe);
+                    }
+                    ADMIT_REJECT
+                }
                 Admission::Probe(ticket) => f64::from(ticket.0),
             })
         })
@@ -386,36 +451,69 @@ unsafe extern "C" fn success(env: sys::napi_env, info: sys::napi_callback_info) 
     }
 }
 
-/// `failure(id)`: records the failure of a call admitted while CLOSED;
-/// returns 1 if it opened the breaker, else 0.
-unsafe extern "C" fn failure(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+/// `markedSuccess(id, marks)`: one success of a call admitted while CLOSED
+/// that was slow (4) or whose error the filter accepted (8); returns 1 if
+/// it opened the breaker (a slow call can), else 0.
+unsafe extern "C" fn marked_success(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
     // SAFETY: as in `admit`.
     unsafe {
-        hot_call::<1>(env, info, |[id]| {
+        hot_call::<2>(env, info, |[id, bits]| {
             with(id, |i| {
-                transition_code(i.breaker.on_failure(now_ms(), i.stripe))
+                transition_code(i.breaker.on_marked_success(marks(bits), now_ms(), i.stripe))
             })
         })
     }
 }
 
-/// `probeResult(id, ticket, succeeded ? 1 : 0)`: returns 3 if the probe
-/// closed the breaker, 1 if it opened it again, 0 if its episode had ended.
+/// `failure(id, marks)`: records the failure of a call admitted while
+/// CLOSED (marks: 1 timed out, 2 answered by a fallback, 4 slow); returns 1
+/// if it opened the breaker, else 0.
+unsafe extern "C" fn failure(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<2>(env, info, |[id, bits]| {
+            with(id, |i| {
+                transition_code(i.breaker.on_marked_failure(marks(bits), now_ms(), i.stripe))
+            })
+        })
+    }
+}
+
+/// `probeResult(id, ticket, succeeded ? 1 : 0, marks)`: returns 3 if the
+/// probe closed the breaker, 1 if it opened it, 0 if it changed nothing
+/// (more successes needed, or its episode had ended).
 unsafe extern "C" fn probe_result(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
     // SAFETY: as in `admit`.
     unsafe {
-        hot_call::<3>(env, info, |[id, ticket, succeeded]| {
+        hot_call::<4>(env, info, |[id, ticket, succeeded, bits]| {
             with(id, |i| {
                 let ticket = breaker_core::Ticket(ticket);
-                transition_code(i.breaker.on_probe_result(
+                transition_code(i.breaker.on_marked_probe_result(
                     ticket,
                     succeeded != 0,
+                    marks(bits),
                     now_ms(),
                     i.stripe,
                 ))
+            })
+        })
+    }
+}
+
+/// `latency(id, micros)`: records a call's duration in the shared histogram.
+unsafe extern "C" fn latency(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<2>(env, info, |[id, micros]| {
+            with(id, |i| {
+                i.breaker.record_latency(u64::from(micros), i.stripe);
+                f64::NAN
             })
         })
     }
@@ -568,15 +666,16 @@ unsafe fn int32_array_over(
     mapping: Arc<file::Mapping>,
 ) -> Result<sys::napi_value> {
     let slots = mapping.slots_address();
+    let slot_count = mapping.slot_count();
     let hint = Box::into_raw(Box::new(mapping));
     let mut buffer = std::ptr::null_mut();
-    // SAFETY: `slots` is valid for SLOT_COUNT * 4 bytes while `hint` lives;
+    // SAFETY: `slots` is valid for `slot_count` * 4 bytes while `hint` lives;
     // the finalizer frees `hint` exactly once.
     let status = unsafe {
         sys::napi_create_external_arraybuffer(
             env,
             slots as *mut c_void,
-            layout::SLOT_COUNT * 4,
+            slot_count * 4,
             Some(release_mapping),
             hint.cast(),
             &mut buffer,
@@ -593,7 +692,7 @@ unsafe fn int32_array_over(
         sys::napi_create_typedarray(
             env,
             sys::TypedarrayType::int32_array,
-            layout::SLOT_COUNT,
+            slot_count,
             buffer,
             0,
             &mut array,
@@ -607,21 +706,23 @@ unsafe extern "C" fn release_mapping(_env: sys::napi_env, _data: *mut c_void, hi
     drop(unsafe { Box::from_raw(hint.cast::<Arc<file::Mapping>>()) });
 }
 
-/// The whole content of a new breaker file: header and zeroed slots.
+/// The whole content of a new breaker file of `slots` slots: header and zeroed slots.
 #[napi]
-pub fn file_image() -> napi::bindgen_prelude::Buffer {
-    breaker_core::file::new_file_image().into()
+pub fn file_image(slots: u32) -> napi::bindgen_prelude::Buffer {
+    breaker_core::file::new_file_image_of(slots as usize).into()
 }
 
 /// Adds the per-call functions to the module's exports.
 #[napi(module_exports)]
 pub fn register_hot_path(mut exports: Object, env: Env) -> Result<()> {
     type Callback = unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
-    let functions: [(&str, Callback); 5] = [
+    let functions: [(&str, Callback); 7] = [
         ("admit", admit),
         ("success", success),
+        ("markedSuccess", marked_success),
         ("failure", failure),
         ("probeResult", probe_result),
+        ("latency", latency),
         ("mapFile", map_file),
     ];
     for (name, callback) in functions {
@@ -671,8 +772,180 @@ pub fn state(id: u32) -> Result<u32> {
 #[napi]
 pub fn force_half_open(id: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.force_half_open();
+        i.breaker.force_half_open_at(now_ms());
     })
+}
+
+/// Holds the breaker OPEN for every thread until released or reset.
+#[napi]
+pub fn isolate(id: u32) -> Result<()> {
+    with(id, |i| {
+        i.breaker.isolate(now_ms());
+    })
+}
+
+/// Releases one isolation; the last one closes the breaker.
+#[napi]
+pub fn release_isolation(id: u32) -> Result<()> {
+    with(id, |i| {
+        i.breaker.release_isolation(now_ms());
+    })
+}
+
+/// Closes the breaker and clears the failure run, backoff, window and isolations.
+#[napi]
+pub fn reset(id: u32) -> Result<()> {
+    with(id, |i| {
+        i.breaker.reset(now_ms());
+    })
+}
+
+/// Disables (every call runs, nothing opens) or enables the breaker, for every thread.
+#[napi]
+pub fn set_disabled(id: u32, disabled: bool) -> Result<()> {
+    with(id, |i| {
+        i.breaker.set_disabled(disabled, now_ms());
+    })
+}
+
+/// One logged transition.
+#[napi(object)]
+pub struct LoggedTransition {
+    /// 0 CLOSED, 1 OPEN, 2 HALF_OPEN: the state it moved to.
+    pub state: u32,
+    /// ms since the Unix epoch; 0 if unknown.
+    pub time: f64,
+    /// The `threadId` of the thread that made it (20 bits).
+    pub thread_id: u32,
+}
+
+/// The transition that made generation `generation`, or null if the log no longer holds it.
+#[napi]
+pub fn transition(id: u32, generation: u32) -> Result<Option<LoggedTransition>> {
+    with(id, |i| {
+        i.breaker
+            .log_entry(generation)
+            .map(|entry| LoggedTransition {
+                state: entry.state as u32,
+                time: entry.time_ms as f64,
+                thread_id: entry.actor,
+            })
+    })
+}
+
+/// Upper bounds (µs) of the cumulative latency buckets `stats` reports:
+/// powers of 4 from 1 µs to about 4.6 minutes.
+const LATENCY_BOUNDS: [u64; 15] = {
+    let mut bounds = [0u64; 15];
+    let mut i = 0;
+    while i < 15 {
+        bounds[i] = 1 << (2 * i);
+        i += 1;
+    }
+    bounds
+};
+
+/// Everything `getStats()` reports, summed over every thread sharing the buffer.
+#[napi(object)]
+pub struct Stats {
+    /// 0 CLOSED, 1 OPEN, 2 HALF_OPEN, as a caller would meet it now.
+    pub state: u32,
+    /// ms since the epoch when the current state began; 0 if unknown.
+    pub state_since: f64,
+    pub consecutive_failures: u32,
+    pub isolations: u32,
+    pub disabled: bool,
+    /// Failed probes since the breaker last closed.
+    pub reopenings: u32,
+    /// How long this opening lasts (backoff included), ms.
+    pub open_ms: f64,
+    pub requests: f64,
+    pub successes: f64,
+    pub failures: f64,
+    pub rejections: f64,
+    pub timeouts: f64,
+    pub fallbacks: f64,
+    pub probes: f64,
+    pub slow_calls: f64,
+    pub filtered: f64,
+    pub last_success_time: f64,
+    pub last_failure_time: f64,
+    pub window_calls: Option<f64>,
+    pub window_failures: Option<f64>,
+    pub latency_count: Option<f64>,
+    pub latency_sum_micros: Option<f64>,
+    pub latency_max_micros: Option<f64>,
+    pub latency_p50_micros: Option<f64>,
+    pub latency_p90_micros: Option<f64>,
+    pub latency_p99_micros: Option<f64>,
+    /// Upper bounds (µs) of `latency_buckets`.
+    pub latency_bounds_micros: Option<Vec<f64>>,
+    /// Calls at or below each bound, cumulative.
+    pub latency_buckets: Option<Vec<f64>>,
+}
+
+/// Reads every statistic of breaker `id`.
+#[napi]
+pub fn stats(id: u32) -> Result<Stats> {
+    with(id, |i| {
+        let now = now_ms();
+        let b = &i.breaker;
+        let state = b.state(now) as u32;
+        let t = b.totals();
+        let switches = b.switches();
+        let window = b.window_counts(now);
+        let latency = b.latency();
+        let bounds = LATENCY_BOUNDS.iter().map(|&b| b as f64).collect();
+        Stats {
+            state,
+            state_since: b.state_since().unwrap_or(0) as f64,
+            consecutive_failures: b.consecutive_failures(),
+            isolations: switches.isolations,
+            disabled: switches.disabled,
+            reopenings: switches.reopenings,
+            open_ms: b.open_ms() as f64,
+            requests: t.requests as f64,
+            successes: t.successes as f64,
+            failures: t.failures as f64,
+            rejections: t.rejections as f64,
+            timeouts: t.timeouts as f64,
+            fallbacks: t.fallbacks as f64,
+            probes: t.probes as f64,
+            slow_calls: t.slow_calls as f64,
+            filtered: t.filtered as f64,
+            last_success_time: t.last_success_ms as f64,
+            last_failure_time: t.last_failure_ms as f64,
+            window_calls: window.map(|w| w.calls as f64),
+            window_failures: window.map(|w| w.bad as f64),
+            latency_count: latency.as_ref().map(|l| l.count as f64),
+            latency_sum_micros: latency.as_ref().map(|l| l.sum_micros as f64),
+            latency_max_micros: latency.as_ref().map(|l| l.max_micros as f64),
+            latency_p50_micros: latency.as_ref().map(|l| l.percentile(0.5) as f64),
+            latency_p90_micros: latency.as_ref().map(|l| l.percentile(0.9) as f64),
+            latency_p99_micros: latency.as_ref().map(|l| l.percentile(0.99) as f64),
+            latency_bounds_micros: latency.as_ref().map(|_| bounds),
+            latency_buckets: latency.as_ref().map(|l| {
+                LATENCY_BOUNDS
+                    .iter()
+                    .map(|&bound| l.cumulative_below(bound) as f64)
+                    .collect()
+            }),
+        }
+    })
+}
+
+/// Array length (in Int32 slots) a breaker with these options needs.
+#[napi]
+pub fn array_length(
+    env: Env,
+    failure_threshold: f64,
+    reset_timeout: f64,
+    policies: PolicyOptions,
+) -> Result<u32> {
+    match Config::with_policies(failure_threshold, reset_timeout, &policies.into()) {
+        Ok(config) => Ok(config.features().slots_needed() as u32),
+        Err(error) => throw(&env, Thrown::Range(error.to_string())),
+    }
 }
 
 /// Counters summed over every thread sharing the buffer.

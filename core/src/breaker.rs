@@ -44,11 +44,15 @@
 //! half-open episode, so another caller may probe.
 
 use crate::cells::Cells;
+use crate::features::{Features, WindowSpec};
 use crate::layout::{
-    stripe_slot, FAILURES, FAILURE_COUNT, LAST_FAILURE_TIME, LAST_SUCCESS_TIME, REJECTIONS,
-    REQUESTS, STATE, STRIPES, SUCCESSES, TIMER,
+    stripe_slot, FAILURES, FAILURE_COUNT, FALLBACKS, FILTERED, HALF_OPEN, ISOLATIONS,
+    LAST_FAILURE_TIME, LAST_SUCCESS_TIME, LOG_ENTRIES, LOG_ENTRY_SLOTS, MODE, MODE_DISABLED,
+    PROBE_COUNT, REJECTIONS, REOPENINGS, REQUESTS, SLOW_CALLS, STATE, STRIPES, SUCCESSES, TIMEOUTS,
+    TIMER, TRANSITION_LOG,
 };
-use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
+use crate::{histogram, window};
+use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed, Release};
 
 /// The three states, as stored in the `STATE` slot.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
@@ -81,22 +85,73 @@ impl State {
 }
 
 /// A breaker's settings. Every thread sharing a buffer should use the same.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 pub struct Config {
+    /// Consecutive failures that open the breaker; 0: only the rate does.
     failure_threshold: u32,
     reset_timeout_ms: u64,
+    /// Longest open period the backoff may reach (== reset timeout: no backoff).
+    max_reset_timeout_ms: u64,
+    backoff_multiplier: f64,
+    half_open_max_calls: u32,
+    success_threshold: u32,
+    rate: Option<RatePolicy>,
+    histogram: bool,
+}
+
+/// Opening on a failure rate over a window of recent calls.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct RatePolicy {
+    /// Percentage of bad calls (failures, slow calls) that opens the breaker.
+    pub threshold_percent: f64,
+    /// Calls the window must hold before the rate counts.
+    pub minimum_calls: u32,
+    pub window: WindowSpec,
+}
+
+/// The settings past the seed's two, as JavaScript numbers; `None` for the default.
+#[derive(Debug, Clone, Copy, Default, PartialEq)]
+pub struct Policies {
+    /// Default 1.
+    pub half_open_max_calls: Option<f64>,
+    /// Default 1.
+    pub success_threshold: Option<f64>,
+    /// Default: the reset timeout (no backoff).
+    pub max_reset_timeout: Option<f64>,
+    /// Default 2.
+    pub backoff_multiplier: Option<f64>,
+    /// Percent in (0, 100]; enables the rate policy.
+    pub failure_rate_threshold: Option<f64>,
+    /// Default 10.
+    pub minimum_calls: Option<f64>,
+    /// Calls (count window, default 100) or ms (time window).
+    pub window_size: Option<f64>,
+    /// True for a time window; default a count window.
+    pub window_is_time: bool,
+    /// Buckets of a time window, default 10.
+    pub window_buckets: Option<f64>,
+    /// Consecutive failures also open the breaker even with a rate policy.
+    pub consecutive_too: bool,
+    pub histogram: bool,
 }
 
 /// Largest accepted threshold: `FAILURE_COUNT` is an `Int32Array` slot.
 pub const MAX_FAILURE_THRESHOLD: u32 = i32::MAX as u32;
 /// Largest accepted reset timeout: about 278 years, far inside the 44-bit timer.
 pub const MAX_RESET_TIMEOUT_MS: u64 = 1 << 43;
+/// Largest `halfOpenMaxCalls` and `successThreshold`: 16-bit fields of `HALF_OPEN`.
+pub const MAX_PROBES: u32 = u16::MAX as u32;
 
-/// Why a setting was refused.
+/// Why a setting was refused: the option's name, what it must be, what it was.
 #[derive(Debug, Clone, PartialEq)]
 pub enum ConfigError {
     FailureThreshold(f64),
     ResetTimeout(f64),
+    Option {
+        name: &'static str,
+        expected: String,
+        got: f64,
+    },
 }
 
 impl std::fmt::Display for ConfigError {
@@ -111,11 +166,28 @@ impl std::fmt::Display for ConfigError {
                 "resetTimeout must be a finite number of milliseconds from 0 to \
                  {MAX_RESET_TIMEOUT_MS}, got {got}"
             ),
+            ConfigError::Option {
+                name,
+                expected,
+                got,
+            } => write!(f, "{name} must be {expected}, got {got}"),
         }
     }
 }
 
 impl std::error::Error for ConfigError {}
+
+fn integer_in(name: &'static str, value: f64, low: u32, high: u32) -> Result<u32, ConfigError> {
+    if value.fract() == 0.0 && value >= f64::from(low) && value <= f64::from(high) {
+        Ok(value as u32)
+    } else {
+        Err(ConfigError::Option {
+            name,
+            expected: format!("an integer from {low} to {high}"),
+            got: value,
+        })
+    }
+}
 
 impl Config {
     /// Validates settings as JavaScript numbers. A fractional reset timeout is
@@ -127,24 +199,151 @@ impl Config {
         if !threshold_ok {
             return Err(ConfigError::FailureThreshold(failure_threshold));
         }
-        let timeout_ok = reset_timeout_ms.is_finite()
-            && reset_timeout_ms >= 0.0
-            && reset_timeout_ms <= MAX_RESET_TIMEOUT_MS as f64;
-        if !timeout_ok {
-            return Err(ConfigError::ResetTimeout(reset_timeout_ms));
-        }
+        let reset_timeout_ms =
+            milliseconds_up(reset_timeout_ms).ok_or(ConfigError::ResetTimeout(reset_timeout_ms))?;
         Ok(Config {
             failure_threshold: failure_threshold as u32,
-            reset_timeout_ms: reset_timeout_ms.ceil() as u64,
+            reset_timeout_ms,
+            max_reset_timeout_ms: reset_timeout_ms,
+            backoff_multiplier: 2.0,
+            half_open_max_calls: 1,
+            success_threshold: 1,
+            rate: None,
+            histogram: false,
         })
     }
 
+    /// The seed's settings plus the policies past them.
+    pub fn with_policies(
+        failure_threshold: f64,
+        reset_timeout_ms: f64,
+        policies: &Policies,
+    ) -> Result<Config, ConfigError> {
+        let mut config = Config::new(failure_threshold, reset_timeout_ms)?;
+        if let Some(calls) = policies.half_open_max_calls {
+            config.half_open_max_calls = integer_in("halfOpenMaxCalls", calls, 1, MAX_PROBES)?;
+        }
+        if let Some(successes) = policies.success_threshold {
+            config.success_threshold = integer_in("successThreshold", successes, 1, MAX_PROBES)?;
+        }
+        if let Some(max) = policies.max_reset_timeout {
+            config.max_reset_timeout_ms = milliseconds_up(max)
+                .filter(|&max| max >= config.reset_timeout_ms)
+                .ok_or_else(|| ConfigError::Option {
+                    name: "maxResetTimeout",
+                    expected: format!(
+                        "a finite number of milliseconds from resetTimeout ({}) to {MAX_RESET_TIMEOUT_MS}",
+                        config.reset_timeout_ms
+                    ),
+                    got: max,
+                })?;
+        }
+        if let Some(multiplier) = policies.backoff_multiplier {
+            if !(multiplier.is_finite() && (1.0..=1000.0).contains(&multiplier)) {
+                return Err(ConfigError::Option {
+                    name: "backoffMultiplier",
+                    expected: "a number from 1 to 1000".to_string(),
+                    got: multiplier,
+                });
+            }
+            config.backoff_multiplier = multiplier;
+        }
+        if let Some(percent) = policies.failure_rate_threshold {
+            if !(percent > 0.0 && percent <= 100.0) {
+                return Err(ConfigError::Option {
+                    name: "failureRateThreshold",
+                    expected: "a percentage above 0 and at most 100".to_string(),
+                    got: percent,
+                });
+            }
+            let window = if policies.window_is_time {
+                let ms = policies.window_size.ok_or(ConfigError::Option {
+                    name: "windowSize",
+                    expected: "a number of milliseconds for a time window".to_string(),
+                    got: f64::NAN,
+                })?;
+                let ms = integer_in("windowSize", ms, 1, crate::features::MAX_WINDOW_MS)?;
+                let buckets = policies
+                    .window_buckets
+                    .unwrap_or(10.0_f64.min(f64::from(ms)));
+                let buckets = integer_in(
+                    "windowBuckets",
+                    buckets,
+                    1,
+                    crate::features::MAX_WINDOW_BUCKETS.min(ms),
+                )?;
+                WindowSpec::Time { ms, buckets }
+            } else {
+                let calls = policies.window_size.unwrap_or(100.0);
+                let calls = integer_in("windowSize", calls, 1, crate::features::MAX_WINDOW_CALLS)?;
+                WindowSpec::Count { calls }
+            };
+            let minimum_calls = policies.minimum_calls.unwrap_or(10.0);
+            let minimum_calls = integer_in("minimumCalls", minimum_calls, 1, i32::MAX as u32)?;
+            config.rate = Some(RatePolicy {
+                threshold_percent: percent,
+                minimum_calls,
+                window,
+            });
+            if !policies.consecutive_too {
+                config.failure_threshold = 0;
+            }
+        } else if policies.window_buckets.is_some() || policies.window_size.is_some() {
+            return Err(ConfigError::Option {
+                name: "windowSize",
+                expected: "used only with failureRateThreshold (undefined without it)".to_string(),
+                got: policies
+                    .window_size
+                    .or(policies.window_buckets)
+                    .unwrap_or(f64::NAN),
+            });
+        }
+        config.histogram = policies.histogram;
+        Ok(config)
+    }
+
+    /// Consecutive failures that open the breaker; 0 when only the rate does.
     pub fn failure_threshold(&self) -> u32 {
         self.failure_threshold
     }
 
     pub fn reset_timeout_ms(&self) -> u64 {
         self.reset_timeout_ms
+    }
+
+    pub fn half_open_max_calls(&self) -> u32 {
+        self.half_open_max_calls
+    }
+
+    pub fn success_threshold(&self) -> u32 {
+        self.success_threshold
+    }
+
+    pub fn rate(&self) -> Option<&RatePolicy> {
+        self.rate.as_ref()
+    }
+
+    /// The optional memory regions these settings need.
+    pub fn features(&self) -> Features {
+        Features {
+            window: self.rate.map(|rate| rate.window),
+            histogram: self.histogram,
+        }
+    }
+
+    /// How long the breaker stays open after `reopenings` failed probes in a
+    /// row: the reset timeout times the multiplier to that power, capped.
+    pub fn open_ms(&self, reopenings: u32) -> u64 {
+        if self.max_reset_timeout_ms == self.reset_timeout_ms || reopenings == 0 {
+            return self.reset_timeout_ms;
+        }
+        let grown = self.reset_timeout_ms as f64
+            * self.backoff_multiplier.powi(reopenings.min(4096) as i32);
+        if grown >= self.max_reset_timeout_ms as f64 {
+            self.max_reset_timeout_ms
+        } else {
+            grown.ceil() as u64
+        }
     }
 
     /// How long a probe may run before another caller may take over: the
@@ -155,6 +354,11 @@ impl Config {
     }
 }
 
+/// Whole milliseconds from 0 to [`MAX_RESET_TIMEOUT_MS`], rounded up.
+fn milliseconds_up(ms: f64) -> Option<u64> {
+    (ms.is_finite() && ms >= 0.0 && ms <= MAX_RESET_TIMEOUT_MS as f64).then(|| ms.ceil() as u64)
+}
+
 /// Which of the per-thread counter stripes a caller writes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Stripe(usize);
@@ -163,6 +367,11 @@ impl Stripe {
     /// The stripe for the `n`-th thread (wraps around [`STRIPES`]).
     pub const fn new(n: usize) -> Stripe {
         Stripe(n % STRIPES)
+    }
+
+    /// Which stripe this is, from 0 to [`STRIPES`] - 1.
+    pub const fn index(self) -> usize {
+        self.0
     }
 }
 
@@ -195,13 +404,57 @@ pub enum Transition {
 pub struct Totals {
     /// Calls that settled or were rejected: successes + failures + rejections.
     pub requests: u64,
+    /// Includes errors the error filter accepted.
     pub successes: u64,
+    /// Includes timeouts.
     pub failures: u64,
     pub rejections: u64,
+    pub timeouts: u64,
+    /// Calls answered by a fallback.
+    pub fallbacks: u64,
+    pub slow_calls: u64,
+    /// Errors the error filter accepted.
+    pub filtered: u64,
+    /// Probes admitted.
+    pub probes: u64,
     /// ms since the epoch, 0 if never.
     pub last_success_ms: u64,
     /// ms since the epoch, 0 if never.
     pub last_failure_ms: u64,
+}
+
+/// Extra facts about a call's outcome, counted beside it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Marks {
+    /// The call timed out (a failure).
+    pub timed_out: bool,
+    /// A fallback answered the call.
+    pub fallback: bool,
+    /// The call took longer than `slowCallDuration`: bad for the rate.
+    pub slow: bool,
+    /// The error filter accepted the call's error (a success).
+    pub filtered: bool,
+}
+
+/// One entry of the transition log: the transition that made generation `generation`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct LogEntry {
+    pub generation: u32,
+    /// The state it moved to.
+    pub state: State,
+    /// ms since the epoch (0 unknown).
+    pub time_ms: u64,
+    /// Who made it (the binding's thread number), 20 bits.
+    pub actor: u32,
+}
+
+/// The shared switches.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Control {
+    pub isolations: u32,
+    pub disabled: bool,
+    /// Failed probes since the breaker last closed.
+    pub reopenings: u32,
 }
 
 // Control word: state in the low half, generation in the high half.
@@ -242,7 +495,24 @@ fn timer_entry(word: u64, generation: u32, kind: Kind) -> Option<u64> {
     (tag_matches && kind_matches).then_some(word & TIME_MASK)
 }
 
-/// What the control and timer words say, read consistently.
+// Probe word (HALF_OPEN): generation:32 | running:16 | succeeded:16.
+fn probe_word(generation: u32, running: u32, succeeded: u32) -> u64 {
+    (u64::from(generation) << 32)
+        | (u64::from(running & 0xffff) << 16)
+        | u64::from(succeeded & 0xffff)
+}
+
+/// The probes of episode `generation` in `word`: (running, succeeded);
+/// (0, 0) when the word belongs to another episode.
+fn probes_of(word: u64, generation: u32) -> (u32, u32) {
+    if (word >> 32) as u32 == generation {
+        (((word >> 16) & 0xffff) as u32, (word & 0xffff) as u32)
+    } else {
+        (0, 0)
+    }
+}
+
+/// What the control, timer and probe words say, read consistently.
 enum View {
     Closed,
     /// OPEN, stamped at `since`.
@@ -251,12 +521,14 @@ enum View {
     },
     /// OPEN, not stamped for this generation yet.
     OpenUnstamped,
-    /// HALF_OPEN with a probe admitted at `since`.
-    Probing {
-        since: u64,
+    /// HALF_OPEN: `running` probes admitted and not reported, `succeeded`
+    /// reported successes; the lease stamped at `lease` (the latest admission).
+    HalfOpen {
+        running: u32,
+        succeeded: u32,
+        probes: u64,
+        lease: Option<u64>,
     },
-    /// HALF_OPEN, no probe yet.
-    HalfOpenFree,
     /// Something other than a state (written from JavaScript).
     Invalid,
 }
@@ -266,11 +538,26 @@ enum View {
 pub struct Breaker<C: Cells> {
     cells: C,
     config: Config,
+    features: Features,
+    actor: u32,
 }
 
 impl<C: Cells> Breaker<C> {
+    /// A breaker over `cells`, which must be long enough for
+    /// `config.features()` (see `features::claim_features`).
     pub fn new(cells: C, config: Config) -> Self {
-        Breaker { cells, config }
+        Breaker {
+            cells,
+            features: config.features(),
+            config,
+            actor: 0,
+        }
+    }
+
+    /// Names who makes this breaker's transitions in the log (20 bits kept).
+    pub fn with_actor(mut self, actor: u32) -> Self {
+        self.actor = actor & ACTOR_MASK as u32;
+        self
     }
 
     pub fn config(&self) -> &Config {
@@ -283,6 +570,16 @@ impl<C: Cells> Breaker<C> {
 
     /// Decides whether a call may run. Counts a rejection when it may not.
     pub fn admit(&self, now_ms: u64, stripe: Stripe) -> Admission {
+        if self.control().load(Acquire) as u32 != State::Closed as u32 {
+            let switches = self.switches();
+            if switches.isolations > 0 {
+                self.hold_open(now_ms);
+                return self.reject(stripe);
+            }
+            if switches.disabled && State::from_raw(self.control().load(Acquire) as u32).is_some() {
+                return Admission::Run;
+            }
+        }
         loop {
             let (word, timer_word, view) = self.view();
             let generation = generation(word);
@@ -295,32 +592,55 @@ impl<C: Cells> Breaker<C> {
                     // The clock went back: the wait starts over from now.
                     self.stamp_timer(word, timer_word, Kind::Opened, now_ms);
                 }
-                View::Open { since } if now_ms - since < self.config.reset_timeout_ms => {
+                View::Open { since } if now_ms - since < self.open_ms() => {
                     return self.reject(stripe);
                 }
                 View::Open { .. } => {
-                    // Reset timeout passed: start a half-open episode; the
-                    // probe is whoever then takes the lease.
-                    self.swap_control(word, State::HalfOpen);
+                    // Open long enough: start a half-open episode; the
+                    // probes are whoever then take its places.
+                    self.swap_control(word, State::HalfOpen, now_ms);
                 }
-                View::HalfOpenFree => {
-                    if self.stamp_timer(word, timer_word, Kind::Lease, now_ms) {
-                        return Admission::Probe(Ticket(generation));
+                View::HalfOpen {
+                    running,
+                    succeeded,
+                    probes,
+                    lease,
+                } => {
+                    if running < self.config.half_open_max_calls {
+                        let taken = probe_word(generation, running + 1, succeeded);
+                        if self
+                            .cells
+                            .wide(HALF_OPEN)
+                            .compare_exchange(probes, taken, AcqRel, Acquire)
+                            .is_ok()
+                        {
+                            self.stamp_timer(word, timer_word, Kind::Lease, now_ms);
+                            self.cells.wide(PROBE_COUNT).fetch_add(1, Relaxed);
+                            return Admission::Probe(Ticket(generation));
+                        }
+                        continue;
+                    }
+                    match lease {
+                        // Full, its lease not stamped yet: stamp it from now.
+                        None => {
+                            self.stamp_timer(word, timer_word, Kind::Lease, now_ms);
+                        }
+                        Some(since) if now_ms < since => {
+                            self.stamp_timer(word, timer_word, Kind::Lease, now_ms);
+                        }
+                        Some(since) if now_ms - since < self.config.lease_ms() => {
+                            return self.reject(stripe);
+                        }
+                        Some(_) => {
+                            // The probes' lease ran out (their threads died or
+                            // they hang): a new episode, so their late results
+                            // no longer count.
+                            self.swap_control(word, State::HalfOpen, now_ms);
+                        }
                     }
                 }
-                View::Probing { since } if now_ms < since => {
-                    self.stamp_timer(word, timer_word, Kind::Lease, now_ms);
-                }
-                View::Probing { since } if now_ms - since < self.config.lease_ms() => {
-                    return self.reject(stripe);
-                }
-                View::Probing { .. } => {
-                    // The probe's lease ran out (its thread died or it hangs):
-                    // a new episode, so its late result no longer counts.
-                    self.swap_control(word, State::HalfOpen);
-                }
                 View::Invalid => {
-                    self.swap_control(word, State::Open);
+                    self.swap_control(word, State::Open, now_ms);
                 }
             }
         }
@@ -337,6 +657,7 @@ impl<C: Cells> Breaker<C> {
     pub fn on_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
         if count != 0 {
             self.count_successes(count, now_ms, stripe);
+            self.record_window(count, 0, now_ms);
             self.end_failure_run();
         }
     }
@@ -349,31 +670,141 @@ impl<C: Cells> Breaker<C> {
     pub fn publish_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
         if count != 0 {
             self.count_successes(count, now_ms, stripe);
+            self.record_window(count, 0, now_ms);
+        }
+    }
+
+    /// Reports one success with marks: a slow call (bad for the rate, so it
+    /// may open the breaker) or an error the filter accepted. Ends the run.
+    pub fn on_marked_success(
+        &self,
+        marks: Marks,
+        now_ms: u64,
+        stripe: Stripe,
+    ) -> Option<Transition> {
+        self.count_successes(1, now_ms, stripe);
+        self.count_marks(marks, stripe);
+        self.end_failure_run();
+        if !marks.slow {
+            self.record_window(1, 0, now_ms);
+            return None;
+        }
+        self.record_window(0, 1, now_ms);
+        if self.rate_reached(now_ms) {
+            self.trip(now_ms)
+        } else {
+            None
         }
     }
 
     /// Reports that a call admitted with [`Admission::Run`] failed. Opens the
     /// breaker when the run of failures reaches the threshold while CLOSED.
     pub fn on_failure(&self, now_ms: u64, stripe: Stripe) -> Option<Transition> {
+        self.on_marked_failure(Marks::default(), now_ms, stripe)
+    }
+
+    /// [`Breaker::on_failure`] with marks (timed out, answered by a fallback, slow).
+    pub fn on_marked_failure(
+        &self,
+        marks: Marks,
+        now_ms: u64,
+        stripe: Stripe,
+    ) -> Option<Transition> {
+        self.count_marks(marks, stripe);
         let run = self.count_failure(now_ms, stripe);
-        if run < self.config.failure_threshold {
-            return None;
+        self.record_window(0, 1, now_ms);
+        let threshold = self.config.failure_threshold;
+        let consecutive = threshold != 0 && run >= threshold;
+        if consecutive || self.rate_reached(now_ms) {
+            self.trip(now_ms)
+        } else {
+            None
         }
+    }
+
+    /// Counts that a fallback answered a call (one rejected while open).
+    pub fn on_fallback(&self, stripe: Stripe) {
+        self.bump(stripe, FALLBACKS);
+    }
+
+    /// Opens a CLOSED breaker (a failure condition was met), unless disabled.
+    fn trip(&self, now_ms: u64) -> Option<Transition> {
         loop {
             let word = self.control().load(Acquire);
-            if state_raw(word) != State::Closed as u32 {
+            if state_raw(word) != State::Closed as u32 || self.switches().disabled {
                 return None;
             }
-            if let Some(opened) = self.swap_control(word, State::Open) {
+            if let Some(opened) = self.swap_control(word, State::Open, now_ms) {
                 self.stamp_opening(opened, now_ms);
+                // `disable()` may have closed the breaker just before this
+                // opened it: a read-modify-write, so that it or `disable`'s sees the other.
+                if self.cells.word(MODE).fetch_add(0, AcqRel) & MODE_DISABLED != 0 {
+                    self.swap_control(opened, State::Closed, now_ms);
+                    return None;
+                }
                 return Some(Transition::Opened);
             }
         }
     }
 
-    /// Reports the result of the probe holding `ticket`. Success closes the
-    /// breaker, failure opens it again; a ticket of an episode that has ended
-    /// (lease taken over, forced transition) changes no state.
+    /// Whether the failure rate policy says open now.
+    fn rate_reached(&self, now_ms: u64) -> bool {
+        let Some(rate) = &self.config.rate else {
+            return false;
+        };
+        let counts = window::read(
+            &self.cells,
+            self.features.window_base(),
+            &rate.window,
+            now_ms,
+        );
+        counts.calls >= u64::from(rate.minimum_calls)
+            && counts.calls > 0
+            && counts.bad as f64 * 100.0 >= rate.threshold_percent * counts.calls as f64
+    }
+
+    fn record_window(&self, good: u64, bad: u64, now_ms: u64) {
+        if let Some(rate) = &self.config.rate {
+            window::record(
+                &self.cells,
+                self.features.window_base(),
+                &rate.window,
+                good,
+                bad,
+                now_ms,
+            );
+        }
+    }
+
+    /// The failure-rate window's content: (calls, bad calls); `None` without a rate policy.
+    pub fn window_counts(&self, now_ms: u64) -> Option<window::WindowCounts> {
+        let rate = self.config.rate.as_ref()?;
+        Some(window::read(
+            &self.cells,
+            self.features.window_base(),
+            &rate.window,
+            now_ms,
+        ))
+    }
+
+    /// Records a call's duration in the latency histogram, if there is one.
+    pub fn record_latency(&self, micros: u64, stripe: Stripe) {
+        if self.features.histogram {
+            histogram::record(&self.cells, self.features.histogram_base(), stripe, micros);
+        }
+    }
+
+    /// The latency histogram summed over every thread; `None` without one.
+    pub fn latency(&self) -> Option<histogram::Snapshot> {
+        self.features
+            .histogram
+            .then(|| histogram::read(&self.cells, self.features.histogram_base()))
+    }
+
+    /// Reports the result of the probe holding `ticket`. A failure opens the
+    /// breaker again; `successThreshold` successes of one episode close it.
+    /// A ticket of an episode that has ended (lease taken over, forced
+    /// transition) changes no state.
     pub fn on_probe_result(
         &self,
         ticket: Ticket,
@@ -381,29 +812,90 @@ impl<C: Cells> Breaker<C> {
         now_ms: u64,
         stripe: Stripe,
     ) -> Option<Transition> {
+        self.on_marked_probe_result(ticket, succeeded, Marks::default(), now_ms, stripe)
+    }
+
+    /// [`Breaker::on_probe_result`] with marks.
+    pub fn on_marked_probe_result(
+        &self,
+        ticket: Ticket,
+        succeeded: bool,
+        marks: Marks,
+        now_ms: u64,
+        stripe: Stripe,
+    ) -> Option<Transition> {
+        self.count_marks(marks, stripe);
         let probing = control(State::HalfOpen as u32, ticket.0);
-        if succeeded {
-            self.count_successes(1, now_ms, stripe);
-            self.end_failure_run();
-            let closed = self.swap_control(probing, State::Closed)?;
-            // Failures counted since the reset above saw HALF_OPEN and left
-            // the decision to this close: they come after the success, so if
-            // they reach the threshold they open the breaker again. A
-            // read-modify-write, so that it or `count_failure`'s sees the other.
-            let run = self.cells.word(FAILURE_COUNT).fetch_add(0, AcqRel) as u32;
-            if run >= self.config.failure_threshold {
-                if let Some(opened) = self.swap_control(closed, State::Open) {
-                    self.stamp_opening(opened, now_ms);
-                    return Some(Transition::Opened);
-                }
-            }
-            Some(Transition::Closed)
-        } else {
+        if !succeeded {
             self.count_failure(now_ms, stripe);
-            let opened = self.swap_control(probing, State::Open)?;
+            let opened = self.swap_control(probing, State::Open, now_ms)?;
+            self.cells.word(REOPENINGS).fetch_add(1, Relaxed);
             self.stamp_opening(opened, now_ms);
-            Some(Transition::Opened)
+            return Some(Transition::Opened);
         }
+        self.count_successes(1, now_ms, stripe);
+        self.end_failure_run();
+        // The success counts, and this probe's place is free again, except
+        // after the success that closes the breaker: freed, it could admit
+        // one more probe into an episode about to end.
+        let probes = self.cells.wide(HALF_OPEN);
+        let mut word = probes.load(Acquire);
+        let succeeded = loop {
+            if (word >> 32) as u32 != ticket.0 {
+                return None; // another episode's word: this one has ended
+            }
+            let (running, done) = probes_of(word, ticket.0);
+            let done_now = done.saturating_add(1);
+            let freed = if done_now >= self.config.success_threshold {
+                0
+            } else {
+                1
+            };
+            let next = probe_word(ticket.0, running.saturating_sub(freed), done_now);
+            match probes.compare_exchange(word, next, AcqRel, Acquire) {
+                Ok(_) => break done_now,
+                Err(seen) => word = seen,
+            }
+        };
+        if succeeded < self.config.success_threshold {
+            return None;
+        }
+        let closed = self.swap_control(probing, State::Closed, now_ms)?;
+        Some(self.after_closing(closed, now_ms))
+    }
+
+    /// A closed breaker starts over: no backoff, an empty window.
+    fn start_over(&self, now_ms: u64) {
+        self.cells.word(REOPENINGS).store(0, Relaxed);
+        if let Some(rate) = &self.config.rate {
+            window::clear(
+                &self.cells,
+                self.features.window_base(),
+                &rate.window,
+                now_ms,
+            );
+        }
+    }
+
+    /// What must follow every close: the backoff and the window start over,
+    /// and whatever happened meanwhile that should keep the breaker open
+    /// (failures reaching the threshold, an isolation) reopens it.
+    fn after_closing(&self, closed: u64, now_ms: u64) -> Transition {
+        self.start_over(now_ms);
+        // Failures counted since the run was reset saw HALF_OPEN and left the
+        // decision to this close: they come after the success, so if they
+        // reach the threshold they open the breaker again. Read-modify-writes,
+        // so that they or `count_failure`'s / `isolate`'s see the other.
+        let run = self.cells.word(FAILURE_COUNT).fetch_add(0, AcqRel) as u32;
+        let threshold = self.config.failure_threshold;
+        let isolated = self.cells.word(ISOLATIONS).fetch_add(0, AcqRel) > 0;
+        if isolated || (threshold != 0 && run >= threshold) {
+            if let Some(opened) = self.swap_control(closed, State::Open, now_ms) {
+                self.stamp_opening(opened, now_ms);
+                return Transition::Opened;
+            }
+        }
+        Transition::Closed
     }
 
     /// The state a caller would meet now: HALF_OPEN as soon as a call would be
@@ -411,30 +903,134 @@ impl<C: Cells> Breaker<C> {
     pub fn state(&self, now_ms: u64) -> State {
         loop {
             let (word, timer_word, view) = self.view();
+            if self.switches().isolations > 0 && !matches!(view, View::Invalid) {
+                return State::Open;
+            }
             match view {
                 View::Closed => return State::Closed,
                 View::OpenUnstamped => {
                     self.stamp_timer(word, timer_word, Kind::Opened, now_ms);
                 }
                 View::Open { since } => {
-                    let due = now_ms >= since && now_ms - since >= self.config.reset_timeout_ms;
+                    let due = now_ms >= since && now_ms - since >= self.open_ms();
                     return if due { State::HalfOpen } else { State::Open };
                 }
-                View::Probing { .. } | View::HalfOpenFree => return State::HalfOpen,
+                View::HalfOpen { .. } => return State::HalfOpen,
                 View::Invalid => {
-                    self.swap_control(word, State::Open);
+                    self.swap_control(word, State::Open, now_ms);
                 }
             }
         }
     }
 
+    /// When the current state began (ms), if the log still knows.
+    pub fn state_since(&self) -> Option<u64> {
+        let word = self.control().load(Acquire);
+        match self.log_entry(generation(word)) {
+            Some(entry) if entry.state as u32 == state_raw(word) => Some(entry.time_ms),
+            _ => None,
+        }
+    }
+
+    /// How long the breaker stays open this time, backoff included.
+    pub fn open_ms(&self) -> u64 {
+        self.config
+            .open_ms(self.cells.word(REOPENINGS).load(Relaxed).max(0) as u32)
+    }
+
     /// Forces a new half-open episode: the next caller probes, and a probe
     /// already running no longer decides anything.
     pub fn force_half_open(&self) -> Transition {
+        self.force_half_open_at(0)
+    }
+
+    /// [`Breaker::force_half_open`], logged at `now_ms`.
+    pub fn force_half_open_at(&self, now_ms: u64) -> Transition {
         loop {
             let word = self.control().load(Acquire);
-            if self.swap_control(word, State::HalfOpen).is_some() {
+            if self.swap_control(word, State::HalfOpen, now_ms).is_some() {
                 return Transition::HalfOpened;
+            }
+        }
+    }
+
+    /// Holds the breaker OPEN for every thread until every isolation is
+    /// released or the breaker is reset. Returns the transition, if it made one.
+    pub fn isolate(&self, now_ms: u64) -> Option<Transition> {
+        self.cells.word(ISOLATIONS).fetch_add(1, AcqRel);
+        self.hold_open(now_ms)
+    }
+
+    /// Releases one isolation; the last one closes the breaker. Returns the
+    /// transition, if it made one.
+    pub fn release_isolation(&self, now_ms: u64) -> Option<Transition> {
+        let released = self
+            .cells
+            .word(ISOLATIONS)
+            .fetch_update(AcqRel, Acquire, |n| (n > 0).then(|| n - 1));
+        match released {
+            Ok(1) => self.close_now(now_ms),
+            _ => None,
+        }
+    }
+
+    /// Closes the breaker and clears the run of failures, the backoff, the
+    /// window and every isolation. Lifetime counters are kept.
+    pub fn reset(&self, now_ms: u64) -> Option<Transition> {
+        self.cells.word(ISOLATIONS).store(0, Release);
+        self.close_now(now_ms)
+    }
+
+    /// Lets every call through (and never opens) while `disabled`; counting goes on.
+    pub fn set_disabled(&self, disabled: bool, now_ms: u64) -> Option<Transition> {
+        if disabled {
+            self.cells.word(MODE).fetch_or(MODE_DISABLED, AcqRel);
+            if self.switches().isolations == 0 {
+                return self.close_now(now_ms);
+            }
+        } else {
+            self.cells.word(MODE).fetch_and(!MODE_DISABLED, AcqRel);
+        }
+        None
+    }
+
+    /// The shared switches.
+    pub fn switches(&self) -> Control {
+        Control {
+            isolations: self.cells.word(ISOLATIONS).load(Acquire).max(0) as u32,
+            disabled: self.cells.word(MODE).load(Acquire) & MODE_DISABLED != 0,
+            reopenings: self.cells.word(REOPENINGS).load(Relaxed).max(0) as u32,
+        }
+    }
+
+    /// Moves any state but OPEN to OPEN.
+    fn hold_open(&self, now_ms: u64) -> Option<Transition> {
+        loop {
+            let word = self.control().load(Acquire);
+            if state_raw(word) == State::Open as u32 {
+                return None;
+            }
+            if let Some(opened) = self.swap_control(word, State::Open, now_ms) {
+                self.stamp_opening(opened, now_ms);
+                return Some(Transition::Opened);
+            }
+        }
+    }
+
+    /// Closes the breaker now, whatever its state, and starts its counts over.
+    fn close_now(&self, now_ms: u64) -> Option<Transition> {
+        self.cells.word(FAILURE_COUNT).store(0, Release);
+        loop {
+            let word = self.control().load(Acquire);
+            if state_raw(word) == State::Closed as u32 {
+                self.start_over(now_ms);
+                return None;
+            }
+            if let Some(closed) = self.swap_control(word, State::Closed, now_ms) {
+                return match self.after_closing(closed, now_ms) {
+                    Transition::Closed => Some(Transition::Closed),
+                    _ => None,
+                };
             }
         }
     }
@@ -448,6 +1044,7 @@ impl<C: Cells> Breaker<C> {
     pub fn totals(&self) -> Totals {
         let mut totals = Totals {
             last_failure_ms: self.cells.wide(LAST_FAILURE_TIME).load(Relaxed),
+            probes: self.cells.wide(PROBE_COUNT).load(Relaxed),
             ..Totals::default()
         };
         for stripe in 0..STRIPES {
@@ -456,9 +1053,42 @@ impl<C: Cells> Breaker<C> {
             totals.successes = totals.successes.wrapping_add(read(SUCCESSES));
             totals.failures = totals.failures.wrapping_add(read(FAILURES));
             totals.rejections = totals.rejections.wrapping_add(read(REJECTIONS));
+            totals.timeouts = totals.timeouts.wrapping_add(read(TIMEOUTS));
+            totals.fallbacks = totals.fallbacks.wrapping_add(read(FALLBACKS));
+            totals.slow_calls = totals.slow_calls.wrapping_add(read(SLOW_CALLS));
+            totals.filtered = totals.filtered.wrapping_add(read(FILTERED));
             totals.last_success_ms = totals.last_success_ms.max(read(LAST_SUCCESS_TIME));
         }
         totals
+    }
+
+    /// The generation of the control word: bumped by every transition.
+    pub fn generation(&self) -> u32 {
+        generation(self.control().load(Acquire))
+    }
+
+    /// The log entry of the transition that made `generation`, if the log
+    /// still holds it (it keeps the last [`LOG_ENTRIES`]).
+    pub fn log_entry(&self, generation: u32) -> Option<LogEntry> {
+        let at = TRANSITION_LOG + (generation as usize % LOG_ENTRIES) * LOG_ENTRY_SLOTS;
+        let head = self.cells.wide(at).load(Acquire);
+        let info = self.cells.wide(at + 2).load(Acquire);
+        if self.cells.wide(at).load(Acquire) != head || (head >> 32) as u32 != generation {
+            return None;
+        }
+        Some(LogEntry {
+            generation,
+            state: State::from_raw(head as u32)?,
+            time_ms: info >> ACTOR_BITS,
+            actor: (info & ACTOR_MASK) as u32,
+        })
+    }
+
+    fn write_log(&self, word: u64, now_ms: u64) {
+        let at = TRANSITION_LOG + (generation(word) as usize % LOG_ENTRIES) * LOG_ENTRY_SLOTS;
+        let info = ((now_ms & TIME_MASK) << ACTOR_BITS) | u64::from(self.actor);
+        self.cells.wide(at + 2).store(info, Release);
+        self.cells.wide(at).store(word, Release);
     }
 
     fn control(&self) -> &crate::cells::AtomicU64 {
@@ -469,12 +1099,13 @@ impl<C: Cells> Breaker<C> {
         self.cells.wide(TIMER)
     }
 
-    /// Reads the control word and the timer word as one consistent view: the
-    /// control word did not change while the timer was read.
+    /// Reads the control, timer and probe words as one consistent view: the
+    /// control word did not change while the others were read.
     fn view(&self) -> (u64, u64, View) {
         loop {
             let word = self.control().load(Acquire);
             let timer_word = self.timer().load(Acquire);
+            let probes = self.cells.wide(HALF_OPEN).load(Acquire);
             if self.control().load(Acquire) != word {
                 continue;
             }
@@ -485,10 +1116,15 @@ impl<C: Cells> Breaker<C> {
                     Some(since) => View::Open { since },
                     None => View::OpenUnstamped,
                 },
-                Some(State::HalfOpen) => match timer_entry(timer_word, generation, Kind::Lease) {
-                    Some(since) => View::Probing { since },
-                    None => View::HalfOpenFree,
-                },
+                Some(State::HalfOpen) => {
+                    let (running, succeeded) = probes_of(probes, generation);
+                    View::HalfOpen {
+                        running,
+                        succeeded,
+                        probes,
+                        lease: timer_entry(timer_word, generation, Kind::Lease),
+                    }
+                }
                 None => View::Invalid,
             };
             return (word, timer_word, view);
@@ -496,14 +1132,15 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Moves the control word from `expected` to `to` with the next
-    /// generation. Returns the new word, or `None` if another caller moved it
-    /// first.
-    fn swap_control(&self, expected: u64, to: State) -> Option<u64> {
+    /// generation, and logs it. Returns the new word, or `None` if another
+    /// caller moved it first.
+    fn swap_control(&self, expected: u64, to: State, now_ms: u64) -> Option<u64> {
         let next = control(to as u32, generation(expected).wrapping_add(1));
         self.control()
             .compare_exchange(expected, next, AcqRel, Acquire)
-            .ok()
-            .map(|_| next)
+            .ok()?;
+        self.write_log(next, now_ms);
+        Some(next)
     }
 
     /// Writes a timer entry for the generation of `word`, replacing
@@ -532,6 +1169,21 @@ impl<C: Cells> Breaker<C> {
         self.bump(stripe, REQUESTS);
         self.bump(stripe, REJECTIONS);
         Admission::Reject
+    }
+
+    fn count_marks(&self, marks: Marks, stripe: Stripe) {
+        if marks.timed_out {
+            self.bump(stripe, TIMEOUTS);
+        }
+        if marks.fallback {
+            self.bump(stripe, FALLBACKS);
+        }
+        if marks.slow {
+            self.bump(stripe, SLOW_CALLS);
+        }
+        if marks.filtered {
+            self.bump(stripe, FILTERED);
+        }
     }
 
     fn count_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
@@ -570,6 +1222,10 @@ impl<C: Cells> Breaker<C> {
             .fetch_add(count, Relaxed);
     }
 }
+
+// Log entry info word: time:44 | actor:20.
+const ACTOR_BITS: u32 = 20;
+const ACTOR_MASK: u64 = (1 << ACTOR_BITS) - 1;
 
 /// Raises a timestamp to `now_ms`; writes nothing when it is already there.
 fn raise(slot: &crate::cells::AtomicU64, now_ms: u64) {

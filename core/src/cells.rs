@@ -85,7 +85,9 @@ mod slots {
     }
 
     impl<'a> Slots<'a> {
-        /// Checks that `slots` can hold a breaker: long enough and 8-byte aligned.
+        /// Checks that `slots` can hold a breaker: long enough for the base
+        /// layout and 8-byte aligned. Optional regions past [`SLOT_COUNT`]
+        /// are checked by `features::claim_features`.
         pub fn new(slots: &'a [AtomicI32]) -> Result<Self, MemoryError> {
             let misalignment = slots.as_ptr() as usize % std::mem::align_of::<AtomicU64>();
             if misalignment != 0 {
@@ -99,9 +101,19 @@ mod slots {
                     required: SLOT_COUNT,
                 });
             }
-            Ok(Slots {
-                slots: &slots[..SLOT_COUNT],
-            })
+            Ok(Slots { slots })
+        }
+    }
+
+    impl Slots<'_> {
+        /// Number of slots.
+        pub fn len(&self) -> usize {
+            self.slots.len()
+        }
+
+        /// Never true: a `Slots` has at least [`SLOT_COUNT`] slots.
+        pub fn is_empty(&self) -> bool {
+            self.slots.is_empty()
         }
     }
 
@@ -137,9 +149,14 @@ pub struct ModelCells {
 #[cfg(loom)]
 impl ModelCells {
     pub fn new() -> Self {
+        Self::with_len(SLOT_COUNT)
+    }
+
+    /// Model memory of `len` slots (`len` even, at least [`SLOT_COUNT`]).
+    pub fn with_len(len: usize) -> Self {
         ModelCells {
-            words: (0..SLOT_COUNT).map(|_| AtomicI32::new(0)).collect(),
-            wides: (0..SLOT_COUNT / 2).map(|_| AtomicU64::new(0)).collect(),
+            words: (0..len).map(|_| AtomicI32::new(0)).collect(),
+            wides: (0..len / 2).map(|_| AtomicU64::new(0)).collect(),
         }
     }
 }

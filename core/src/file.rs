@@ -9,7 +9,8 @@
 //!   bytes 16..20  slot count (u32)
 //!   bytes 20..24  header length in bytes (u32) = where the slots start
 //!   bytes 24..64  zero
-//!   bytes 64..    SLOT_COUNT slots of 4 bytes, starting zeroed
+//!   bytes 64..    the slots, 4 bytes each, starting zeroed: SLOT_COUNT, or
+//!                 more when the breakers' options need optional regions
 //! ```
 //!
 //! Opening a file checks all of it before anything is mapped or written, so a
@@ -23,13 +24,20 @@ pub const FILE_MAGIC: [u8; 8] = *b"CBJSFILE";
 pub const FILE_VERSION: u32 = 1;
 /// Header length; the slots start here, on a cache line.
 pub const HEADER_BYTES: usize = 64;
-/// Exact length of a breaker file.
+/// Length of a breaker file of the base layout.
 pub const FILE_BYTES: usize = HEADER_BYTES + SLOT_COUNT * 4;
+/// Most slots a breaker file may hold (64 MiB of slots).
+pub const MAX_FILE_SLOTS: usize = 1 << 24;
+
+/// Length of a breaker file of `slots` slots.
+pub fn file_bytes(slots: usize) -> usize {
+    HEADER_BYTES + slots * 4
+}
 
 /// Why a file is not a breaker file this build can share.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum FileError {
-    /// Shorter than a whole breaker file (a truncated file, or not one at all).
+    /// Shorter than its header says (a truncated file, or not one at all).
     TooShort { length: u64 },
     /// The magic is not there: some other file.
     NotABreakerFile,
@@ -37,8 +45,8 @@ pub enum FileError {
     Version { found: u32 },
     /// A breaker file of another slot layout or size.
     Layout { magic: i32, slots: u32, header: u32 },
-    /// Longer than a breaker file of this layout.
-    TooLong { length: u64 },
+    /// Longer than its header says.
+    TooLong { length: u64, expected: u64 },
 }
 
 impl std::fmt::Display for FileError {
@@ -46,7 +54,8 @@ impl std::fmt::Display for FileError {
         match self {
             FileError::TooShort { length } => write!(
                 f,
-                "is {length} bytes long; a breaker file is {FILE_BYTES} bytes (truncated, or not a breaker file)"
+                "is {length} bytes long; a breaker file is at least {FILE_BYTES} bytes, \
+                 as long as its header says (truncated, or not a breaker file)"
             ),
             FileError::NotABreakerFile => {
                 write!(f, "is not a circuit-breaker-js file (no CBJSFILE magic)")
@@ -58,12 +67,12 @@ impl std::fmt::Display for FileError {
             FileError::Layout { magic, slots, header } => write!(
                 f,
                 "is a circuit-breaker-js file of another layout (layout {magic:#x}, {slots} slots, \
-                 {header}-byte header); this build uses layout {LAYOUT_MAGIC:#x}, {SLOT_COUNT} slots, \
-                 {HEADER_BYTES}-byte header"
+                 {header}-byte header); this build uses layout {LAYOUT_MAGIC:#x}, an even number of \
+                 slots from {SLOT_COUNT} to {MAX_FILE_SLOTS}, {HEADER_BYTES}-byte header"
             ),
-            FileError::TooLong { length } => write!(
+            FileError::TooLong { length, expected } => write!(
                 f,
-                "is {length} bytes long; a breaker file of this layout is {FILE_BYTES} bytes"
+                "is {length} bytes long; its header says {expected} bytes"
             ),
         }
     }
@@ -74,11 +83,18 @@ impl std::error::Error for FileError {}
 /// The whole content of a new breaker file: the header, then zeroed slots
 /// with the layout already claimed.
 pub fn new_file_image() -> Vec<u8> {
-    let mut image = vec![0u8; FILE_BYTES];
+    new_file_image_of(SLOT_COUNT)
+}
+
+/// [`new_file_image`] with `slots` slots (even, from [`SLOT_COUNT`] to
+/// [`MAX_FILE_SLOTS`]; clamped and rounded up to that).
+pub fn new_file_image_of(slots: usize) -> Vec<u8> {
+    let slots = slots.clamp(SLOT_COUNT, MAX_FILE_SLOTS).div_ceil(2) * 2;
+    let mut image = vec![0u8; file_bytes(slots)];
     image[0..8].copy_from_slice(&FILE_MAGIC);
     image[8..12].copy_from_slice(&FILE_VERSION.to_le_bytes());
     image[12..16].copy_from_slice(&LAYOUT_MAGIC.to_le_bytes());
-    image[16..20].copy_from_slice(&(SLOT_COUNT as u32).to_le_bytes());
+    image[16..20].copy_from_slice(&(slots as u32).to_le_bytes());
     image[20..24].copy_from_slice(&(HEADER_BYTES as u32).to_le_bytes());
     let claimed = HEADER_BYTES + LAYOUT_VERSION * 4;
     image[claimed..claimed + 4].copy_from_slice(&LAYOUT_MAGIC.to_le_bytes());
@@ -86,8 +102,8 @@ pub fn new_file_image() -> Vec<u8> {
 }
 
 /// Checks a file of `length` bytes whose first bytes are `header` (at least
-/// [`HEADER_BYTES`] of them when the file is that long).
-pub fn check_file(header: &[u8], length: u64) -> Result<(), FileError> {
+/// [`HEADER_BYTES`] of them when the file is that long). Returns its number of slots.
+pub fn check_file(header: &[u8], length: u64) -> Result<usize, FileError> {
     let field = |at: usize| -> u32 {
         let mut bytes = [0u8; 4];
         bytes.copy_from_slice(&header[at..at + 4]);
@@ -104,21 +120,22 @@ pub fn check_file(header: &[u8], length: u64) -> Result<(), FileError> {
         return Err(FileError::Version { found: version });
     }
     let (magic, slots, header_len) = (field(12) as i32, field(16), field(20));
-    if magic != LAYOUT_MAGIC || slots as usize != SLOT_COUNT || header_len as usize != HEADER_BYTES
-    {
+    let slots_ok = (SLOT_COUNT..=MAX_FILE_SLOTS).contains(&(slots as usize)) && slots % 2 == 0;
+    if magic != LAYOUT_MAGIC || !slots_ok || header_len as usize != HEADER_BYTES {
         return Err(FileError::Layout {
             magic,
             slots,
             header: header_len,
         });
     }
-    if length < FILE_BYTES as u64 {
+    let expected = file_bytes(slots as usize) as u64;
+    if length < expected {
         return Err(FileError::TooShort { length });
     }
-    if length > FILE_BYTES as u64 {
-        return Err(FileError::TooLong { length });
+    if length > expected {
+        return Err(FileError::TooLong { length, expected });
     }
-    Ok(())
+    Ok(slots as usize)
 }
 
 #[cfg(test)]
@@ -129,7 +146,12 @@ mod tests {
     fn a_new_image_passes_the_check() {
         let image = new_file_image();
         assert_eq!(image.len(), FILE_BYTES);
-        assert_eq!(check_file(&image, image.len() as u64), Ok(()));
+        assert_eq!(check_file(&image, image.len() as u64), Ok(SLOT_COUNT));
+        let longer = new_file_image_of(SLOT_COUNT + 101);
+        assert_eq!(
+            check_file(&longer, longer.len() as u64),
+            Ok(SLOT_COUNT + 102)
+        );
         assert_eq!(FILE_BYTES % 8, 0);
     }
 
@@ -162,7 +184,10 @@ mod tests {
         );
         assert_eq!(
             check_file(&good, length + 1),
-            Err(FileError::TooLong { length: length + 1 })
+            Err(FileError::TooLong {
+                length: length + 1,
+                expected: length
+            })
         );
     }
 }

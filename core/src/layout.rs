@@ -5,17 +5,26 @@
 //! [`SLOT_COUNT`] and every slot has a name.
 //!
 //! ```text
-//!  slot  0..32   header: written on transitions and failures only
+//!  slot  0..64   header: written on transitions, failures and control only
 //!        0  STATE (+1 GENERATION)      64-bit control word, see `breaker`
 //!        2  TIMER (+3 TIMER_HI)        open stamp or probe lease, see `breaker`
 //!        4  FAILURE_COUNT              consecutive failures
 //!        5  LAYOUT_VERSION             0 in a fresh buffer, LAYOUT_MAGIC once used
 //!        6  LAST_FAILURE_TIME (+7 _HI) ms since the epoch, 0 = never
-//!        8..32 reserved
-//!  slot 32 + 32*k  stripe k of STRIPES, one per group of threads
+//!        8  MODE                       bit 0: disabled (every call runs)
+//!        9  ISOLATIONS                 isolate() handles not yet released
+//!       10  REOPENINGS                 failed probes since the breaker last closed
+//!       12  HALF_OPEN (+13 _HI)        generation:32 | probes running:16 | successes:16
+//!       14  FEATURES (+15 _HI)         what lies past SLOT_COUNT, see `features`
+//!       16  PROBE_COUNT (+17 _HI)      probes admitted, ever
+//!       32..64  TRANSITION_LOG         the last 8 transitions, 4 slots each
+//!  slot 64 + 32*k  stripe k of STRIPES, one per group of threads
 //!        +0 TOTAL_REQUEST_COUNT  +2 SUCCESS_COUNT  +4 FAILURE_TOTAL
-//!        +6 REJECTION_COUNT      +8 LAST_SUCCESS_TIME   (each 64-bit)
-//!        +10..32 reserved
+//!        +6 REJECTION_COUNT      +8 LAST_SUCCESS_TIME  +10 TIMEOUT_COUNT
+//!        +12 FALLBACK_COUNT      +14 SLOW_CALL_COUNT   +16 FILTERED_COUNT
+//!        (each 64-bit)           +18..32 reserved
+//!  slot SLOT_COUNT..  optional regions (failure-rate window, latency
+//!        histogram) when the breaker's options ask for them
 //! ```
 //!
 //! 64-bit values take two slots, low half first (little-endian), at an even
@@ -39,9 +48,30 @@ pub const FAILURE_COUNT: usize = 4;
 pub const LAYOUT_VERSION: usize = 5;
 /// Time of the most recent failure, ms since the Unix epoch (64-bit).
 pub const LAST_FAILURE_TIME: usize = 6;
+/// Shared switches: bit 0 [`MODE_DISABLED`].
+pub const MODE: usize = 8;
+/// Every call runs and nothing opens the breaker, while this bit of [`MODE`] is set.
+pub const MODE_DISABLED: i32 = 1;
+/// Isolations not yet released: while above 0 the breaker stays OPEN.
+pub const ISOLATIONS: usize = 9;
+/// Failed probes since the breaker last closed: the backoff exponent.
+pub const REOPENINGS: usize = 10;
+/// The half-open episode's probes (64-bit): generation:32 | running:16 | succeeded:16.
+pub const HALF_OPEN: usize = 12;
+/// Describes the optional regions past [`SLOT_COUNT`] (64-bit, 0 = unclaimed).
+pub const FEATURES: usize = 14;
+/// Probes admitted, ever (64-bit).
+pub const PROBE_COUNT: usize = 16;
+/// First slot of the transition log.
+pub const TRANSITION_LOG: usize = 32;
+/// Entries in the transition log; entry `g % LOG_ENTRIES` holds generation `g`.
+pub const LOG_ENTRIES: usize = 8;
+/// Slots per log entry: two 64-bit words (see `breaker::LogEntry`).
+pub const LOG_ENTRY_SLOTS: usize = 4;
+const _: () = assert!(TRANSITION_LOG + LOG_ENTRIES * LOG_ENTRY_SLOTS <= STRIPE_BASE);
 
 /// First slot of the first stripe.
-pub const STRIPE_BASE: usize = 32;
+pub const STRIPE_BASE: usize = 64;
 /// Slots from one stripe to the next: 128 bytes.
 pub const STRIPE_STRIDE: usize = 32;
 /// Number of stripes. Threads beyond this share stripes (still exact, only slower).
@@ -53,20 +83,28 @@ pub const SUCCESSES: usize = 2;
 pub const FAILURES: usize = 4;
 pub const REJECTIONS: usize = 6;
 pub const LAST_SUCCESS_TIME: usize = 8;
+/// Calls that timed out (also counted as failures).
+pub const TIMEOUTS: usize = 10;
+/// Calls answered by a fallback (open or failure).
+pub const FALLBACKS: usize = 12;
+/// Calls slower than `slowCallDuration` (successes or failures).
+pub const SLOW_CALLS: usize = 14;
+/// Errors the `errorFilter` accepted (also counted as successes).
+pub const FILTERED: usize = 16;
 
 /// Length of the array a breaker needs.
 pub const SLOT_COUNT: usize = STRIPE_BASE + STRIPES * STRIPE_STRIDE;
 
-/// "CB" and layout version 1. A buffer holding anything else in
+/// "CB" and layout version 2. A buffer holding anything else in
 /// [`LAYOUT_VERSION`] is not a breaker of this layout.
-pub const LAYOUT_MAGIC: i32 = 0x4342_0001;
+pub const LAYOUT_MAGIC: i32 = 0x4342_0002;
 
 /// Index of a counter in stripe `stripe` (taken modulo [`STRIPES`]).
 pub const fn stripe_slot(stripe: usize, offset: usize) -> usize {
     STRIPE_BASE + (stripe % STRIPES) * STRIPE_STRIDE + offset
 }
 
-const HEADER_NAMES: [(usize, &str); 8] = [
+const HEADER_NAMES: [(usize, &str); 17] = [
     (STATE, "STATE"),
     (GENERATION, "GENERATION"),
     (TIMER, "TIMER"),
@@ -75,14 +113,28 @@ const HEADER_NAMES: [(usize, &str); 8] = [
     (LAYOUT_VERSION, "LAYOUT_VERSION"),
     (LAST_FAILURE_TIME, "LAST_FAILURE_TIME"),
     (LAST_FAILURE_TIME + 1, "LAST_FAILURE_TIME_HI"),
+    (MODE, "MODE"),
+    (ISOLATIONS, "ISOLATIONS"),
+    (REOPENINGS, "REOPENINGS"),
+    (HALF_OPEN, "HALF_OPEN"),
+    (HALF_OPEN + 1, "HALF_OPEN_HI"),
+    (FEATURES, "FEATURES"),
+    (FEATURES + 1, "FEATURES_HI"),
+    (PROBE_COUNT, "PROBE_COUNT"),
+    (PROBE_COUNT + 1, "PROBE_COUNT_HI"),
 ];
 
-const STRIPE_NAMES: [(usize, &str); 5] = [
+/// Stripe offsets and names of the per-thread 64-bit counters.
+pub const STRIPE_COUNTERS: [(usize, &str); 9] = [
     (REQUESTS, "TOTAL_REQUEST_COUNT"),
     (SUCCESSES, "SUCCESS_COUNT"),
     (FAILURES, "FAILURE_TOTAL"),
     (REJECTIONS, "REJECTION_COUNT"),
     (LAST_SUCCESS_TIME, "LAST_SUCCESS_TIME"),
+    (TIMEOUTS, "TIMEOUT_COUNT"),
+    (FALLBACKS, "FALLBACK_COUNT"),
+    (SLOW_CALLS, "SLOW_CALL_COUNT"),
+    (FILTERED, "FILTERED_COUNT"),
 ];
 
 /// Every slot's name, in index order: `names()[i]` names slot `i`.
@@ -95,13 +147,19 @@ pub fn names() -> Vec<String> {
     for (index, name) in HEADER_NAMES {
         names[index] = name.to_string();
     }
+    for entry in 0..LOG_ENTRIES {
+        for (offset, part) in ["", "_HI", "_INFO", "_INFO_HI"].iter().enumerate() {
+            names[TRANSITION_LOG + entry * LOG_ENTRY_SLOTS + offset] =
+                format!("TRANSITION_LOG_{entry}{part}");
+        }
+    }
     for stripe in 0..STRIPES {
         let suffix = if stripe == 0 {
             String::new()
         } else {
             format!("_{stripe}")
         };
-        for (offset, name) in STRIPE_NAMES {
+        for (offset, name) in STRIPE_COUNTERS {
             let slot = stripe_slot(stripe, offset);
             names[slot] = format!("{name}{suffix}");
             names[slot + 1] = format!("{name}{suffix}_HI");
@@ -129,11 +187,21 @@ mod tests {
 
     #[test]
     fn wide_values_sit_at_even_slots() {
-        for index in [STATE, TIMER, LAST_FAILURE_TIME] {
+        for index in [
+            STATE,
+            TIMER,
+            LAST_FAILURE_TIME,
+            HALF_OPEN,
+            FEATURES,
+            PROBE_COUNT,
+        ] {
             assert_eq!(index % 2, 0);
         }
+        for entry in 0..LOG_ENTRIES {
+            assert_eq!((TRANSITION_LOG + entry * LOG_ENTRY_SLOTS) % 2, 0);
+        }
         for stripe in 0..STRIPES {
-            for offset in [REQUESTS, SUCCESSES, FAILURES, REJECTIONS, LAST_SUCCESS_TIME] {
+            for (offset, _) in STRIPE_COUNTERS {
                 assert_eq!(stripe_slot(stripe, offset) % 2, 0);
             }
         }
@@ -143,11 +211,13 @@ mod tests {
     fn stripes_never_share_a_cache_line_in_an_8_byte_aligned_buffer() {
         // Largest byte a stripe touches, for every 8-byte alignment of the
         // buffer inside a 64-byte line.
-        let used = (LAST_SUCCESS_TIME + 2) * 4;
+        let used = (STRIPE_COUNTERS.iter().map(|(o, _)| o).max().unwrap() + 2) * 4;
+        assert!(used <= 18 * 4);
         for misalignment in (0..64).step_by(8) {
             let line = |byte: usize| (misalignment + byte) / 64;
             // The header and every stripe, as byte ranges.
-            let mut ranges = vec![(0, (LAST_FAILURE_TIME + 2) * 4)];
+            // The header's busy part (the transition log is written on transitions only).
+            let mut ranges = vec![(0, (PROBE_COUNT + 2) * 4)];
             for stripe in 0..STRIPES {
                 let start = stripe_slot(stripe, 0) * 4;
                 ranges.push((start, start + used));

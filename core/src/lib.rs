@@ -7,8 +7,11 @@
 
 pub mod breaker;
 pub mod cells;
+pub mod features;
 pub mod file;
+pub mod histogram;
 pub mod layout;
+pub mod window;
 
 pub use breaker::{
     Admission, Breaker, Config, ConfigError, State, Stripe, Ticket, Totals, Transition,
@@ -32,8 +35,14 @@ mod owned {
 
     impl OwnedSlots {
         pub fn new() -> Self {
+            Self::with_len(SLOT_COUNT)
+        }
+
+        /// Zeroed memory of `len` slots (rounded up to even), for breakers
+        /// whose options need more than the base layout.
+        pub fn with_len(len: usize) -> Self {
             OwnedSlots {
-                storage: (0..SLOT_COUNT / 2).map(|_| AtomicU64::new(0)).collect(),
+                storage: (0..len.div_ceil(2)).map(|_| AtomicU64::new(0)).collect(),
             }
         }
 

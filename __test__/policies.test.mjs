@@ -1,0 +1,406 @@
+// The options past the seed, in one thread (workers: policies-workers.test.mjs).
+import { test, describe } from 'node:test'
+import assert from 'node:assert/strict'
+import { spawnSync } from 'node:child_process'
+import { fileURLToPath } from 'node:url'
+import parse from 'parse-prometheus-text-format'
+import CircuitBreaker, {
+  CircuitBreakerKeys,
+  CircuitTimeoutError,
+  arrayLength,
+  createSharedArray,
+  isCircuitOpenError,
+  isCircuitTimeoutError,
+} from 'circuit-breaker-js'
+
+const SLOTS = Object.keys(CircuitBreakerKeys).length
+const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+// A task like a request: pending (its timer keeps the process alive, as a
+// socket would) until its signal aborts it.
+const never = (signal) =>
+  new Promise((resolve, reject) => {
+    const timer = setTimeout(resolve, 10000, 'too late')
+    signal?.addEventListener('abort', () => {
+      clearTimeout(timer)
+      reject(signal.reason)
+    })
+  })
+const fail = () => Promise.reject(new Error('down'))
+const ok = () => Promise.resolve('ok')
+const make = (options) => new CircuitBreaker(createSharedArray(options), options)
+// Lets this thread's held-back successes reach the shared counters.
+const tick = () => new Promise((resolve) => setImmediate(resolve))
+
+describe('timeout', () => {
+  test('a call still pending after the timeout rejects with a CircuitTimeoutError and counts as a failure', async () => {
+    const breaker = make({ timeout: 20, failureThreshold: 2 })
+    let signal
+    const started = performance.now()
+    const error = await breaker.execute((s) => ((signal = s), never(s))).catch((e) => e)
+    assert.ok(performance.now() - started >= 19)
+    assert.ok(error instanceof CircuitTimeoutError)
+    assert.equal(error.code, 'ERR_CIRCUIT_TIMEOUT')
+    assert.ok(isCircuitTimeoutError(error))
+    assert.equal(error.timeout, 20)
+    assert.equal(signal.aborted, true, 'the task was told')
+    assert.equal(signal.reason, error)
+    const stats = breaker.getStats()
+    assert.equal(stats.failures, 1)
+    assert.equal(stats.timeouts, 1)
+    assert.equal(stats.consecutiveFailures, 1)
+    await breaker.execute(never).catch(() => {})
+    assert.equal(breaker.getState(), 'OPEN', 'two timeouts in a row reach the threshold')
+  })
+
+  test('a task that settles after its timeout changes nothing', async () => {
+    const breaker = make({ timeout: 10 })
+    let resolveLate
+    const late = new Promise((resolve) => (resolveLate = resolve))
+    const keepAlive = setTimeout(() => {}, 1000)
+    await assert.rejects(breaker.execute(() => late), { code: 'ERR_CIRCUIT_TIMEOUT' })
+    clearTimeout(keepAlive)
+    resolveLate('too late')
+    await tick()
+    const stats = breaker.getStats()
+    assert.deepEqual([stats.requests, stats.successes, stats.failures], [1, 0, 1])
+  })
+
+  test('a call that settles in time is not touched', async () => {
+    const breaker = make({ timeout: 1000 })
+    assert.equal(await breaker.execute(async (signal) => (signal.aborted ? 'aborted' : 'ok')), 'ok')
+  })
+
+  test('with a failureFallback a timed out call resolves with its result', async () => {
+    const breaker = make({ timeout: 10, failureFallback: (e) => `fallback for ${e.code}` })
+    assert.equal(await breaker.execute(never), 'fallback for ERR_CIRCUIT_TIMEOUT')
+    const stats = breaker.getStats()
+    assert.deepEqual([stats.timeouts, stats.fallbacks], [1, 1])
+  })
+
+  test('many pending calls share one timer, not one each', async () => {
+    const breaker = make({ timeout: 30, failureThreshold: 10000 })
+    const realSetTimeout = globalThis.setTimeout
+    let timers = 0
+    globalThis.setTimeout = (...args) => {
+      timers++
+      return realSetTimeout(...args)
+    }
+    const keepAlive = realSetTimeout(() => {}, 1000)
+    let calls
+    try {
+      calls = Array.from({ length: 1000 }, () => breaker.execute(() => new Promise(() => {})).catch((e) => e.code))
+    } finally {
+      globalThis.setTimeout = realSetTimeout
+    }
+    assert.ok(timers <= 1, `${timers} timers for 1000 calls`)
+    const codes = await Promise.all(calls)
+    clearTimeout(keepAlive)
+    assert.ok(codes.every((code) => code === 'ERR_CIRCUIT_TIMEOUT'))
+  })
+
+  test('a pending timed call does not keep the process alive', () => {
+    const entry = fileURLToPath(new URL('../index.js', import.meta.url))
+    const script = `
+      const { CircuitBreaker, createSharedArray } = require(${JSON.stringify(entry)})
+      const breaker = new CircuitBreaker(createSharedArray(), { timeout: 60000 })
+      breaker.execute(() => new Promise(() => {}))
+    `
+    const started = Date.now()
+    const child = spawnSync(process.execPath, ['-e', script], { timeout: 30000 })
+    assert.equal(child.status, 0, String(child.stderr))
+    assert.ok(Date.now() - started < 30000)
+  })
+})
+
+describe('errorFilter', () => {
+  test('an error the filter accepts reaches the caller but is not counted as a failure', async () => {
+    let fellBack = 0
+    const breaker = make({
+      failureThreshold: 1,
+      errorFilter: (error) => error.status === 404,
+      failureFallback: () => fellBack++,
+    })
+    const notFound = Object.assign(new Error('not found'), { status: 404 })
+    const error = await breaker.execute(() => Promise.reject(notFound)).catch((e) => e)
+    assert.equal(error, notFound)
+    assert.equal(fellBack, 0, 'no fallback for an accepted error')
+    assert.equal(breaker.getState(), 'CLOSED')
+    const stats = breaker.getStats()
+    assert.deepEqual([stats.successes, stats.filtered, stats.failures], [1, 1, 0])
+    await breaker.execute(fail)
+    assert.equal(breaker.getState(), 'OPEN', 'other errors still count')
+    assert.equal(fellBack, 1)
+  })
+
+  test('a half-open probe whose error the filter accepts closes the breaker', async () => {
+    const breaker = make({ failureThreshold: 1, resetTimeout: 10, errorFilter: (e) => e.message === 'ignored' })
+    await breaker.execute(fail).catch(() => {})
+    await sleep(15)
+    await assert.rejects(breaker.execute(() => Promise.reject(new Error('ignored'))), /ignored/)
+    assert.equal(breaker.getState(), 'CLOSED')
+  })
+
+  test('a filter that throws fails the call with its error, counted as a failure', async () => {
+    const breaker = make({
+      failureThreshold: 1,
+      errorFilter: () => {
+        throw new RangeError('filter broke')
+      },
+    })
+    await assert.rejects(breaker.execute(fail), /filter broke/)
+    assert.equal(breaker.getState(), 'OPEN')
+  })
+})
+
+describe('failure rate', () => {
+  test('opens when the failure percentage of the last N calls reaches the threshold', async () => {
+    const options = { failureRateThreshold: 50, minimumCalls: 10, windowSize: 20 }
+    const breaker = make(options)
+    for (let i = 0; i < 6; i++) await breaker.execute(ok)
+    for (let i = 0; i < 5; i++) await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'CLOSED', '5 of 11 is under 50%')
+    await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'OPEN', '6 of 12')
+    assert.deepEqual(breaker.getStats().window, { calls: 12, failures: 6, failureRate: 50 })
+  })
+
+  test('under the minimum number of calls even all failures do not open', async () => {
+    const breaker = make({ failureRateThreshold: 50, minimumCalls: 10 })
+    for (let i = 0; i < 9; i++) await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'CLOSED')
+  })
+
+  test('a time window forgets calls older than its span', async () => {
+    const breaker = make({ failureRateThreshold: 50, minimumCalls: 4, windowType: 'time', windowSize: 100, windowBuckets: 4 })
+    for (let i = 0; i < 3; i++) await breaker.execute(fail).catch(() => {})
+    await sleep(150)
+    assert.equal(breaker.getStats().window.calls, 0)
+    await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'CLOSED', 'the old failures no longer count toward the minimum')
+  })
+
+  test('slow calls count as bad for the rate but still succeed', async () => {
+    const breaker = make({ failureRateThreshold: 50, minimumCalls: 2, slowCallDuration: 10 })
+    assert.equal(await breaker.execute(ok), 'ok')
+    assert.equal(await breaker.execute(() => sleep(25).then(() => 'slow')), 'slow')
+    assert.equal(breaker.getState(), 'OPEN')
+    assert.equal(breaker.getStats().slowCalls, 1)
+  })
+
+  test('with an explicit failureThreshold too, consecutive failures also open', async () => {
+    const breaker = make({ failureThreshold: 2, failureRateThreshold: 100, minimumCalls: 100 })
+    await breaker.execute(fail).catch(() => {})
+    await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'OPEN')
+  })
+})
+
+describe('half-open policy and backoff', () => {
+  test('halfOpenMaxCalls probes run at once; the others are rejected', async () => {
+    const breaker = make({ failureThreshold: 1, resetTimeout: 10, halfOpenMaxCalls: 3 })
+    await breaker.execute(fail).catch(() => {})
+    await sleep(15)
+    let ran = 0
+    let release
+    const gate = new Promise((resolve) => (release = resolve))
+    const calls = Array.from({ length: 5 }, () => breaker.execute(() => (ran++, gate)).catch((e) => e))
+    assert.equal(ran, 3)
+    release('done')
+    const results = await Promise.all(calls)
+    assert.equal(results.filter(isCircuitOpenError).length, 2)
+    assert.equal(breaker.getStats().probes, 3)
+  })
+
+  test('successThreshold probe successes close the breaker; any failure reopens it', async () => {
+    const breaker = make({ failureThreshold: 1, resetTimeout: 10, successThreshold: 2 })
+    await breaker.execute(fail).catch(() => {})
+    await sleep(15)
+    await breaker.execute(ok)
+    assert.equal(breaker.getState(), 'HALF_OPEN')
+    await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'OPEN')
+    await sleep(15)
+    await breaker.execute(ok)
+    await breaker.execute(ok)
+    assert.equal(breaker.getState(), 'CLOSED')
+  })
+
+  test('each failed probe multiplies the open period, up to maxResetTimeout', async () => {
+    const breaker = make({ failureThreshold: 1, resetTimeout: 10, maxResetTimeout: 50, backoffMultiplier: 3 })
+    await breaker.execute(fail).catch(() => {})
+    const periods = [breaker.getStats().openDuration]
+    for (let i = 0; i < 3; i++) {
+      await sleep(periods.at(-1) + 5)
+      await breaker.execute(fail).catch(() => {}) // the probe fails
+      periods.push(breaker.getStats().openDuration)
+    }
+    assert.deepEqual(periods, [10, 30, 50, 50])
+    await sleep(55)
+    await breaker.execute(ok)
+    assert.equal(breaker.getStats().openDuration, 10, 'closing starts over')
+  })
+})
+
+describe('manual control', () => {
+  test('isolate() holds the breaker open until its handle is released', async () => {
+    const breaker = make({ resetTimeout: 0 })
+    const first = breaker.isolate()
+    const second = breaker.isolate()
+    let ran = false
+    await assert.rejects(breaker.execute(() => (ran = true)), { code: 'ERR_CIRCUIT_OPEN' })
+    assert.equal(ran, false)
+    assert.equal(breaker.getStats().isolated, true)
+    first.release()
+    first.release() // once only
+    assert.equal(breaker.getState(), 'OPEN', 'one isolation still held')
+    second[Symbol.dispose]?.() ?? second.release()
+    assert.equal(breaker.getState(), 'CLOSED')
+    assert.equal(await breaker.execute(ok), 'ok')
+  })
+
+  test('reset() ends isolations and clears the failure run', async () => {
+    const breaker = make({ failureThreshold: 2 })
+    breaker.isolate()
+    await breaker.execute(fail).catch(() => {}) // rejected: not a failure of the task
+    breaker.reset()
+    assert.equal(breaker.getState(), 'CLOSED')
+    await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'CLOSED', 'one failure after the reset')
+    breaker.close()
+    assert.equal(breaker.getStats().consecutiveFailures, 0)
+  })
+
+  test('disable() lets every call through and counts, enable() restores opening', async () => {
+    const breaker = make({ failureThreshold: 1 })
+    breaker.disable()
+    for (let i = 0; i < 5; i++) await assert.rejects(breaker.execute(fail), /down/)
+    assert.equal(breaker.getState(), 'CLOSED')
+    assert.equal(breaker.getStats().failures, 5)
+    assert.equal(breaker.getStats().disabled, true)
+    breaker.enable()
+    await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'OPEN')
+  })
+})
+
+describe('options and array length', () => {
+  test('a window or histogram needs a longer array, and the error says how long', () => {
+    const options = { failureRateThreshold: 50, windowSize: 100, histogram: true }
+    const length = arrayLength(options)
+    assert.ok(length > SLOTS)
+    assert.equal(CircuitBreaker.arrayLength(options), length)
+    assert.equal(arrayLength({}), SLOTS)
+    assert.equal(createSharedArray(options).length, length)
+    assert.throws(() => new CircuitBreaker(createSharedArray(), options), (error) => {
+      assert.ok(error instanceof RangeError)
+      assert.match(error.message, new RegExp(`at least ${length} elements`))
+      return true
+    })
+  })
+
+  test('breakers asking for other regions cannot share an array', () => {
+    const array = createSharedArray({ failureRateThreshold: 50, histogram: true })
+    new CircuitBreaker(array, { failureRateThreshold: 50, histogram: true })
+    assert.throws(() => new CircuitBreaker(array, { histogram: true, failureRateThreshold: 50, windowSize: 10 }), {
+      name: 'RangeError',
+      message: /already used by breakers with a window of the last 100 calls/,
+    })
+    assert.throws(() => new CircuitBreaker(array, 5, 1000), RangeError)
+  })
+
+  const bad = [
+    [{ timeout: 0 }, RangeError, /^timeout must be/],
+    [{ timeout: 'soon' }, TypeError, /^timeout must be a number/],
+    [{ errorFilter: 1 }, TypeError, /^errorFilter must be a function/],
+    [{ failureRateThreshold: 101 }, RangeError, /^failureRateThreshold must be/],
+    [{ failureRateThreshold: 50, minimumCalls: 0 }, RangeError, /^minimumCalls must be/],
+    [{ failureRateThreshold: 50, windowType: 'sliding' }, TypeError, /^windowType must be 'count' or 'time'/],
+    [{ failureRateThreshold: 50, windowType: 'time' }, RangeError, /^windowSize must be/],
+    [{ windowSize: 10 }, RangeError, /^windowSize must be used only with failureRateThreshold/],
+    [{ slowCallDuration: -1 }, RangeError, /^slowCallDuration must be/],
+    [{ halfOpenMaxCalls: 0 }, RangeError, /^halfOpenMaxCalls must be an integer from 1 to 65535/],
+    [{ successThreshold: 1.5 }, RangeError, /^successThreshold must be/],
+    [{ resetTimeout: 100, maxResetTimeout: 50 }, RangeError, /^maxResetTimeout must be/],
+    [{ backoffMultiplier: 0.5 }, RangeError, /^backoffMultiplier must be/],
+    [{ histogram: 'yes' }, TypeError, /^histogram must be a boolean/],
+    [{ name: 7 }, TypeError, /^name must be a string/],
+  ]
+  for (const [options, type, message] of bad) {
+    test(`refuses ${JSON.stringify(options)} with a ${type.name} naming it`, () => {
+      assert.throws(() => new CircuitBreaker(createSharedArray(), options), (error) => {
+        assert.ok(error instanceof type, `${error}`)
+        assert.match(error.message, message)
+        return true
+      })
+    })
+  }
+})
+
+describe('events, stats and metrics', () => {
+  test('per-call events fire in the calling thread with their details', async () => {
+    const breaker = make({ failureThreshold: 2, timeout: 20, openFallback: () => 'open fallback' })
+    const seen = []
+    for (const event of ['success', 'failure', 'reject', 'timeout', 'fallback']) {
+      breaker.on(event, (a, b) => seen.push([event, a instanceof Error ? a.code ?? a.message : a, typeof b]))
+    }
+    await breaker.execute(ok)
+    await breaker.execute(fail).catch(() => {})
+    await breaker.execute(never).catch(() => {})
+    assert.equal(await breaker.execute(ok), 'open fallback')
+    assert.deepEqual(seen, [
+      ['success', 'ok', 'number'],
+      ['failure', 'down', 'number'],
+      ['timeout', 'ERR_CIRCUIT_TIMEOUT', 'number'],
+      ['failure', 'ERR_CIRCUIT_TIMEOUT', 'number'],
+      ['reject', 'ERR_CIRCUIT_OPEN', 'undefined'],
+      ['fallback', 'open fallback', 'object'],
+    ])
+  })
+
+  test('without per-call listeners the CLOSED path hands back the task\'s own promise', async () => {
+    const breaker = make({})
+    const own = Promise.resolve(1)
+    breaker.on('open', () => {}) // state listeners leave the fast path alone
+    assert.equal(breaker.execute(() => own), own)
+    const listener = () => {}
+    breaker.on('success', listener)
+    assert.notEqual(breaker.execute(() => own), own, 'a success listener needs the general path')
+    breaker.off('success', listener)
+    assert.equal(breaker.execute(() => own), own)
+    await own
+  })
+
+  test('state events fire once per transition, after it', async () => {
+    const breaker = make({ failureThreshold: 1, resetTimeout: 10 })
+    const events = []
+    for (const event of ['open', 'halfOpen', 'close']) breaker.on(event, (change) => events.push([event, change.state, change.threadId]))
+    await breaker.execute(fail).catch(() => {})
+    await sleep(15)
+    await breaker.execute(ok)
+    const deadline = Date.now() + 2000
+    while (events.length < 3 && Date.now() < deadline) await sleep(5)
+    await sleep(20)
+    assert.deepEqual(events, [
+      ['open', 'OPEN', 0],
+      ['halfOpen', 'HALF_OPEN', 0],
+      ['close', 'CLOSED', 0],
+    ])
+  })
+
+  test('getStats() is a plain object, toJSON() serialises it, metrics() parses as Prometheus text', async () => {
+    const breaker = make({ name: 'payments', histogram: true, failureThreshold: 3 })
+    await breaker.execute(() => sleep(5).then(() => 'ok'))
+    await breaker.execute(fail).catch(() => {})
+    const stats = breaker.getStats()
+    assert.equal(Object.getPrototypeOf(stats), Object.prototype)
+    assert.deepEqual(JSON.parse(JSON.stringify(breaker)), stats)
+    assert.equal(stats.name, 'payments')
+    assert.deepEqual([stats.requests, stats.successes, stats.failures], [2, 1, 1])
+    assert.equal(stats.latency.count, 2)
+    assert.ok(stats.latency.max >= 0.004, `max ${stats.latency.max}`)
+    const families = Object.fromEntries(parse(breaker.metrics()).map((f) => [f.name, f]))
+    assert.equal(families.circuit_breaker_requests_total.type, 'COUNTER')
+    assert.deepEqual(families.circuit_breaker_requests_total.metrics, [{ value: '2', labels: { name: 'payments' } }])
+    assert.equal(families.circuit_breaker_call_duration_seconds.type, 'HISTOGRAM')
+  })
+})

@@ -1,0 +1,250 @@
+//! The optional regions past [`SLOT_COUNT`]: a failure-rate window and a
+//! latency histogram.
+//!
+//! A breaker that asks for neither needs exactly [`SLOT_COUNT`] slots. One
+//! that asks for a window or a histogram needs a longer array, and every
+//! breaker over the same memory must ask for the same regions: the first one
+//! records its [`Features`] in the `FEATURES` slot (a 64-bit descriptor), and
+//! a breaker whose options describe other regions is refused.
+//!
+//! ```text
+//!   SLOT_COUNT ..                 the window, if any (window::slots)
+//!   histogram_base() ..           the histogram, if any (histogram::SLOTS)
+//! ```
+//!
+//! Descriptor bits: 63 claimed; 0..2 window kind (0 none, 1 count, 2 time);
+//! 2 histogram; 8..16 time-window buckets; 16..48 window size (calls or ms).
+
+use crate::cells::Cells;
+use crate::layout::{FEATURES, SLOT_COUNT};
+use std::sync::atomic::Ordering::{AcqRel, Acquire};
+
+/// Largest count window, in calls.
+pub const MAX_WINDOW_CALLS: u32 = 100_000;
+/// Largest time window, in ms (about 24.8 days).
+pub const MAX_WINDOW_MS: u32 = i32::MAX as u32;
+/// Most buckets a time window may have.
+pub const MAX_WINDOW_BUCKETS: u32 = 255;
+
+/// A failure-rate window kept in shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// The last `calls` calls.
+    Count { calls: u32 },
+    /// The last `ms` milliseconds, in `buckets` buckets of `ms / buckets`
+    /// (rounded up) each.
+    Time { ms: u32, buckets: u32 },
+}
+
+impl WindowSpec {
+    /// Checks the limits: 1..=MAX_WINDOW_CALLS calls; 1..=MAX_WINDOW_MS ms in
+    /// 1..=MAX_WINDOW_BUCKETS buckets, no more buckets than ms.
+    pub fn is_valid(&self) -> bool {
+        match *self {
+            WindowSpec::Count { calls } => (1..=MAX_WINDOW_CALLS).contains(&calls),
+            WindowSpec::Time { ms, buckets } => {
+                (1..=MAX_WINDOW_MS).contains(&ms)
+                    && (1..=MAX_WINDOW_BUCKETS).contains(&buckets)
+                    && buckets <= ms
+            }
+        }
+    }
+
+    /// Slots the window occupies (always even).
+    pub fn slots(&self) -> usize {
+        crate::window::slots(self)
+    }
+}
+
+/// The optional regions of one breaker's memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct Features {
+    pub window: Option<WindowSpec>,
+    pub histogram: bool,
+}
+
+const CLAIMED: u64 = 1 << 63;
+
+/// Why a breaker's options do not fit the memory it was given.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FeaturesError {
+    /// The memory already serves breakers with other regions.
+    Mismatch { found: Features, wanted: Features },
+    /// The descriptor slot holds something no breaker writes.
+    Unknown { found: u64 },
+    /// The memory is too short for the regions asked for.
+    TooShort { length: usize, required: usize },
+}
+
+impl Features {
+    /// First slot of the window region.
+    pub fn window_base(&self) -> usize {
+        SLOT_COUNT
+    }
+
+    /// First slot of the histogram region (64-byte aligned past the window).
+    pub fn histogram_base(&self) -> usize {
+        let end = SLOT_COUNT + self.window.map_or(0, |w| w.slots());
+        end.div_ceil(16) * 16
+    }
+
+    /// Length of the array these features need.
+    pub fn slots_needed(&self) -> usize {
+        if self.histogram {
+            self.histogram_base() + crate::histogram::SLOTS
+        } else {
+            SLOT_COUNT + self.window.map_or(0, |w| w.slots())
+        }
+    }
+
+    /// The 64-bit descriptor stored in `FEATURES`.
+    pub fn descriptor(&self) -> u64 {
+        let (kind, buckets, size) = match self.window {
+            None => (0u64, 0u64, 0u64),
+            Some(WindowSpec::Count { calls }) => (1, 0, u64::from(calls)),
+            Some(WindowSpec::Time { ms, buckets }) => (2, u64::from(buckets), u64::from(ms)),
+        };
+        CLAIMED | kind | (u64::from(self.histogram) << 2) | (buckets << 8) | (size << 16)
+    }
+
+    /// Reads a descriptor; `None` for 0 (unclaimed) or bits no build writes.
+    pub fn from_descriptor(word: u64) -> Option<Features> {
+        if word & CLAIMED == 0 {
+            return None;
+        }
+        let buckets = ((word >> 8) & 0xff) as u32;
+        let size = ((word >> 16) & 0xffff_ffff) as u32;
+        let window = match word & 0b11 {
+            0 => None,
+            1 => Some(WindowSpec::Count { calls: size }),
+            2 => Some(WindowSpec::Time { ms: size, buckets }),
+            _ => return None,
+        };
+        let features = Features {
+            window,
+            histogram: word & 0b100 != 0,
+        };
+        let valid = window.is_none_or(|w| w.is_valid()) && features.descriptor() == word;
+        valid.then_some(features)
+    }
+}
+
+impl std::fmt::Display for Features {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self.window {
+            None => write!(f, "no failure-rate window")?,
+            Some(WindowSpec::Count { calls }) => write!(f, "a window of the last {calls} calls")?,
+            Some(WindowSpec::Time { ms, buckets }) => {
+                write!(f, "a window of the last {ms} ms in {buckets} buckets")?
+            }
+        }
+        if self.histogram {
+            write!(f, " and a latency histogram")
+        } else {
+            write!(f, " and no latency histogram")
+        }
+    }
+}
+
+impl std::fmt::Display for FeaturesError {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            FeaturesError::Mismatch { found, wanted } => write!(
+                f,
+                "is already used by breakers with {found}; these options ask for {wanted}, \
+                 and every breaker sharing an array must ask for the same"
+            ),
+            FeaturesError::Unknown { found } => write!(
+                f,
+                "holds data that is not a circuit breaker of this layout \
+                 (FEATURES slots are {found:#x})"
+            ),
+            FeaturesError::TooShort { length, required } => write!(
+                f,
+                "must have at least {required} elements for these options \
+                 (CircuitBreaker.arrayLength(options)), got {length}"
+            ),
+        }
+    }
+}
+
+impl std::error::Error for FeaturesError {}
+
+/// Checks that `cells` (of `length` slots) can hold `features` and records
+/// them, or checks that they are the ones already recorded.
+pub fn claim_features<C: Cells>(
+    cells: &C,
+    length: usize,
+    features: &Features,
+) -> Result<(), FeaturesError> {
+    let required = features.slots_needed();
+    if length < required {
+        return Err(FeaturesError::TooShort { length, required });
+    }
+    let wanted = features.descriptor();
+    match cells
+        .wide(FEATURES)
+        .compare_exchange(0, wanted, AcqRel, Acquire)
+    {
+        Ok(_) => Ok(()),
+        Err(found) if found == wanted => Ok(()),
+        Err(found) => match Features::from_descriptor(found) {
+            Some(found) => Err(FeaturesError::Mismatch {
+                found,
+                wanted: *features,
+            }),
+            None => Err(FeaturesError::Unknown { found }),
+        },
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn descriptors_round_trip() {
+        let cases = [
+            Features::default(),
+            Features {
+                window: Some(WindowSpec::Count { calls: 100 }),
+                histogram: false,
+            },
+            Features {
+                window: Some(WindowSpec::Time {
+                    ms: 10_000,
+                    buckets: 10,
+                }),
+                histogram: true,
+            },
+            Features {
+                window: None,
+                histogram: true,
+            },
+        ];
+        for features in cases {
+            assert_eq!(
+                Features::from_descriptor(features.descriptor()),
+                Some(features)
+            );
+        }
+        assert_eq!(Features::from_descriptor(0), None);
+        assert_eq!(Features::from_descriptor(CLAIMED | 3), None);
+    }
+
+    #[test]
+    fn plain_breakers_need_exactly_the_base_layout() {
+        assert_eq!(Features::default().slots_needed(), SLOT_COUNT);
+        let windowed = Features {
+            window: Some(WindowSpec::Count { calls: 10 }),
+            histogram: false,
+        };
+        assert!(windowed.slots_needed() > SLOT_COUNT);
+        let both = Features {
+            histogram: true,
+            ..windowed
+        };
+        assert!(both.histogram_base() >= windowed.slots_needed());
+        assert_eq!(both.histogram_base() % 16, 0);
+    }
+}

@@ -1,0 +1,483 @@
+//! The policies past the seed, with an injected clock: half-open probes,
+//! backoff, manual control, the failure rate, slow calls, filtered errors,
+//! the transition log.
+
+use breaker_core::breaker::{Marks, Policies};
+use breaker_core::features::{claim_features, FeaturesError};
+use breaker_core::{
+    claim_layout, Admission, Breaker, Config, OwnedSlots, Slots, State, Stripe, Ticket, Transition,
+};
+
+const T0: u64 = 1_764_000_000_000;
+const MAIN: Stripe = Stripe::new(0);
+const OTHER: Stripe = Stripe::new(1);
+
+fn config(threshold: u32, timeout: u64, policies: Policies) -> Config {
+    Config::with_policies(threshold as f64, timeout as f64, &policies).expect("valid config")
+}
+
+fn memory_for(config: &Config) -> OwnedSlots {
+    OwnedSlots::with_len(config.features().slots_needed())
+}
+
+fn breaker(memory: &OwnedSlots, config: Config) -> Breaker<Slots<'_>> {
+    let slots = Slots::new(memory.slots()).expect("owned slots are valid");
+    claim_layout(&slots).expect("fresh memory");
+    claim_features(&slots, slots.len(), &config.features()).expect("room for the features");
+    Breaker::new(slots, config)
+}
+
+fn probe(b: &Breaker<Slots<'_>>, now: u64) -> Ticket {
+    match b.admit(now, MAIN) {
+        Admission::Probe(ticket) => ticket,
+        other => panic!("expected a probe, got {other:?}"),
+    }
+}
+
+fn open(b: &Breaker<Slots<'_>>, threshold: u32, now: u64) {
+    for _ in 0..threshold {
+        b.on_failure(now, MAIN);
+    }
+    assert_eq!(b.state(now), State::Open);
+}
+
+#[test]
+fn half_open_max_calls_admits_that_many_probes_at_once() {
+    let c = config(
+        1,
+        1000,
+        Policies {
+            half_open_max_calls: Some(3.0),
+            ..Policies::default()
+        },
+    );
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    open(&b, 1, T0);
+    let t = T0 + 1000;
+    let admitted: Vec<_> = (0..5).map(|_| b.admit(t, MAIN)).collect();
+    let probes = admitted
+        .iter()
+        .filter(|a| matches!(a, Admission::Probe(_)))
+        .count();
+    assert_eq!(probes, 3, "{admitted:?}");
+    assert_eq!(admitted[3], Admission::Reject);
+    assert_eq!(b.totals().probes, 3);
+}
+
+#[test]
+fn a_probe_success_frees_its_place_until_the_success_threshold_closes() {
+    let c = config(
+        1,
+        1000,
+        Policies {
+            success_threshold: Some(3.0),
+            ..Policies::default()
+        },
+    );
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    open(&b, 1, T0);
+    let t = T0 + 1000;
+    for round in 1..=3 {
+        let ticket = probe(&b, t);
+        assert_eq!(b.admit(t, MAIN), Admission::Reject, "one at a time");
+        let result = b.on_probe_result(ticket, true, t, MAIN);
+        if round < 3 {
+            assert_eq!(result, None, "success {round} of 3 does not close");
+            assert_eq!(b.state(t), State::HalfOpen);
+        } else {
+            assert_eq!(result, Some(Transition::Closed));
+        }
+    }
+    assert_eq!(b.state(t), State::Closed);
+}
+
+#[test]
+fn any_probe_failure_reopens_even_after_successes() {
+    let c = config(
+        1,
+        1000,
+        Policies {
+            half_open_max_calls: Some(2.0),
+            success_threshold: Some(2.0),
+            ..Policies::default()
+        },
+    );
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    open(&b, 1, T0);
+    let t = T0 + 1000;
+    let first = probe(&b, t);
+    let second = probe(&b, t);
+    assert_eq!(b.on_probe_result(first, true, t, MAIN), None);
+    assert_eq!(
+        b.on_probe_result(second, false, t, MAIN),
+        Some(Transition::Opened)
+    );
+    assert_eq!(b.admit(t + 999, MAIN), Admission::Reject);
+}
+
+#[test]
+fn the_open_period_grows_with_each_failed_probe_and_starts_over_on_close() {
+    let c = config(
+        1,
+        100,
+        Policies {
+            max_reset_timeout: Some(350.0),
+            backoff_multiplier: Some(2.0),
+            ..Policies::default()
+        },
+    );
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    open(&b, 1, T0);
+    // Opened at T0 for 100 ms; each failed probe doubles it: 200, then 350 (capped).
+    let mut t = T0;
+    for expected in [100, 200, 350, 350] {
+        assert_eq!(b.open_ms(), expected);
+        assert_eq!(b.admit(t + expected - 1, MAIN), Admission::Reject);
+        t += expected;
+        let ticket = probe(&b, t);
+        assert_eq!(
+            b.on_probe_result(ticket, false, t, MAIN),
+            Some(Transition::Opened)
+        );
+    }
+    t += 350;
+    let ticket = probe(&b, t);
+    assert_eq!(
+        b.on_probe_result(ticket, true, t, MAIN),
+        Some(Transition::Closed)
+    );
+    assert_eq!(b.open_ms(), 100, "closing starts the backoff over");
+}
+
+#[test]
+fn isolation_holds_the_breaker_open_past_the_reset_timeout_until_released() {
+    let c = config(5, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    assert_eq!(b.isolate(T0), Some(Transition::Opened));
+    assert_eq!(b.isolate(T0), None, "a second isolation");
+    assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Reject);
+    assert_eq!(b.state(T0 + 10_000), State::Open);
+    assert_eq!(b.release_isolation(T0 + 10_000), None, "one still held");
+    assert_eq!(b.admit(T0 + 10_000, OTHER), Admission::Reject);
+    assert_eq!(
+        b.release_isolation(T0 + 10_000),
+        Some(Transition::Closed),
+        "the last release closes"
+    );
+    assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Run);
+    assert_eq!(
+        b.release_isolation(T0),
+        None,
+        "releasing more than taken is harmless"
+    );
+    assert_eq!(b.switches().isolations, 0);
+}
+
+#[test]
+fn isolation_wins_over_a_forced_half_open() {
+    let c = config(5, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    b.isolate(T0);
+    b.force_half_open_at(T0);
+    assert_eq!(b.admit(T0 + 1, MAIN), Admission::Reject);
+    assert_eq!(b.state(T0 + 1), State::Open);
+}
+
+#[test]
+fn reset_closes_and_clears_isolations_failures_and_backoff() {
+    let c = config(
+        2,
+        100,
+        Policies {
+            max_reset_timeout: Some(1000.0),
+            ..Policies::default()
+        },
+    );
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    open(&b, 2, T0);
+    let ticket = probe(&b, T0 + 100);
+    b.on_probe_result(ticket, false, T0 + 100, MAIN);
+    assert_eq!(b.open_ms(), 200);
+    b.isolate(T0 + 100);
+    assert_eq!(b.reset(T0 + 101), Some(Transition::Closed));
+    assert_eq!(b.state(T0 + 101), State::Closed);
+    assert_eq!(b.consecutive_failures(), 0);
+    assert_eq!(b.open_ms(), 100);
+    assert_eq!(b.switches().isolations, 0);
+    // One failure is not two in a row after the reset.
+    assert_eq!(b.on_failure(T0 + 102, MAIN), None);
+    assert_eq!(b.totals().failures, 4, "lifetime counts are kept");
+}
+
+#[test]
+fn a_disabled_breaker_runs_everything_and_never_opens_but_counts() {
+    let c = config(2, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    open(&b, 2, T0);
+    assert_eq!(b.set_disabled(true, T0), Some(Transition::Closed));
+    for _ in 0..10 {
+        assert_eq!(b.admit(T0, MAIN), Admission::Run);
+        assert_eq!(b.on_failure(T0, MAIN), None);
+    }
+    assert_eq!(b.state(T0), State::Closed);
+    assert_eq!(b.totals().failures, 12);
+    b.set_disabled(false, T0);
+    assert_eq!(b.on_failure(T0, MAIN), Some(Transition::Opened));
+}
+
+fn rate(percent: f64, minimum: f64, window: f64) -> Policies {
+    Policies {
+        failure_rate_threshold: Some(percent),
+        minimum_calls: Some(minimum),
+        window_size: Some(window),
+        ..Policies::default()
+    }
+}
+
+#[test]
+fn the_failure_rate_opens_once_the_window_has_minimum_calls() {
+    let c = config(5, 100, rate(50.0, 10.0, 20.0));
+    assert_eq!(c.failure_threshold(), 0, "only the rate decides");
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    // 4 successes, then failures: 5 failures of 9 calls is over 50% but
+    // under the minimum; the 6th failure makes 10 calls, 60%.
+    b.on_successes(4, T0, MAIN);
+    for _ in 0..5 {
+        assert_eq!(b.on_failure(T0, MAIN), None);
+    }
+    assert_eq!(b.on_failure(T0, OTHER), Some(Transition::Opened));
+    let counts = b.window_counts(T0).expect("a window");
+    assert_eq!((counts.calls, counts.bad), (10, 6));
+}
+
+#[test]
+fn under_the_rate_even_long_failure_runs_do_not_open() {
+    let c = config(5, 100, rate(60.0, 10.0, 10.0));
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    // Alternate one success, one failure: 50% < 60%, runs never above 1.
+    for _ in 0..50 {
+        b.on_success(T0, MAIN);
+        assert_eq!(b.on_failure(T0, MAIN), None);
+    }
+    assert_eq!(b.state(T0), State::Closed);
+}
+
+#[test]
+fn with_both_an_explicit_threshold_and_a_rate_either_opens() {
+    let mut policies = rate(90.0, 100.0, 100.0);
+    policies.consecutive_too = true;
+    let c = config(3, 100, policies);
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    b.on_failure(T0, MAIN);
+    b.on_failure(T0, MAIN);
+    assert_eq!(b.on_failure(T0, MAIN), Some(Transition::Opened));
+}
+
+#[test]
+fn slow_successes_count_as_bad_for_the_rate() {
+    let c = config(5, 100, rate(50.0, 4.0, 10.0));
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    let slow = Marks {
+        slow: true,
+        ..Marks::default()
+    };
+    b.on_successes(2, T0, MAIN);
+    assert_eq!(
+        b.on_marked_success(slow, T0, MAIN),
+        None,
+        "3 calls < minimum 4"
+    );
+    assert_eq!(
+        b.on_marked_success(slow, T0, MAIN),
+        Some(Transition::Opened),
+        "2 slow of 4"
+    );
+    let totals = b.totals();
+    assert_eq!((totals.successes, totals.slow_calls), (4, 2));
+}
+
+#[test]
+fn filtered_errors_count_as_successes_and_end_the_run() {
+    let c = config(2, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    b.on_failure(T0, MAIN);
+    let filtered = Marks {
+        filtered: true,
+        ..Marks::default()
+    };
+    b.on_marked_success(filtered, T0, MAIN);
+    assert_eq!(b.on_failure(T0, MAIN), None, "the run started over");
+    let totals = b.totals();
+    assert_eq!(
+        (totals.successes, totals.filtered, totals.failures),
+        (1, 1, 2)
+    );
+}
+
+#[test]
+fn closing_clears_the_window_so_old_failures_do_not_reopen_it() {
+    let c = config(5, 100, rate(50.0, 2.0, 10.0));
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    b.on_failure(T0, MAIN);
+    assert_eq!(b.on_failure(T0, MAIN), Some(Transition::Opened));
+    let ticket = probe(&b, T0 + 100);
+    assert_eq!(
+        b.on_probe_result(ticket, true, T0 + 100, MAIN),
+        Some(Transition::Closed)
+    );
+    assert_eq!(b.window_counts(T0 + 100).map(|w| w.calls), Some(0));
+    b.on_success(T0 + 101, MAIN);
+    assert_eq!(
+        b.on_failure(T0 + 101, MAIN),
+        Some(Transition::Opened),
+        "1 of 2 is 50%"
+    );
+}
+
+#[test]
+fn marks_are_counted_beside_the_outcome() {
+    let c = config(10, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    b.on_marked_failure(
+        Marks {
+            timed_out: true,
+            fallback: true,
+            ..Marks::default()
+        },
+        T0,
+        MAIN,
+    );
+    b.on_fallback(OTHER);
+    let t = b.totals();
+    assert_eq!((t.failures, t.timeouts, t.fallbacks), (1, 1, 2));
+}
+
+#[test]
+fn the_log_tells_each_transition_its_state_time_and_actor() {
+    let c = config(1, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c).with_actor(7);
+    let g0 = b.generation();
+    b.on_failure(T0, MAIN);
+    let ticket = probe(&b, T0 + 100);
+    b.on_probe_result(ticket, true, T0 + 150, MAIN);
+    let states: Vec<_> = (1..=3)
+        .map(|i| b.log_entry(g0 + i).expect("logged"))
+        .map(|e| (e.state, e.time_ms, e.actor))
+        .collect();
+    assert_eq!(
+        states,
+        vec![
+            (State::Open, T0, 7),
+            (State::HalfOpen, T0 + 100, 7),
+            (State::Closed, T0 + 150, 7)
+        ]
+    );
+    assert_eq!(b.state_since(), Some(T0 + 150));
+    assert_eq!(b.log_entry(g0 + 4), None, "not yet");
+}
+
+#[test]
+fn the_log_keeps_the_last_eight_transitions() {
+    let c = config(1, 0, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    for i in 0..20 {
+        b.force_half_open_at(T0 + i);
+    }
+    let g = b.generation();
+    assert_eq!(g, 20);
+    for back in 0..8 {
+        assert_eq!(
+            b.log_entry(g - back).map(|e| e.time_ms),
+            Some(T0 + 19 - u64::from(back))
+        );
+    }
+    assert_eq!(b.log_entry(g - 8), None, "overwritten");
+}
+
+#[test]
+fn options_out_of_range_are_refused_with_their_names() {
+    let cases: [(Policies, &str); 7] = [
+        (
+            Policies {
+                half_open_max_calls: Some(0.0),
+                ..Policies::default()
+            },
+            "halfOpenMaxCalls",
+        ),
+        (
+            Policies {
+                success_threshold: Some(1.5),
+                ..Policies::default()
+            },
+            "successThreshold",
+        ),
+        (
+            Policies {
+                max_reset_timeout: Some(10.0),
+                ..Policies::default()
+            },
+            "maxResetTimeout",
+        ),
+        (
+            Policies {
+                backoff_multiplier: Some(0.5),
+                ..Policies::default()
+            },
+            "backoffMultiplier",
+        ),
+        (rate(0.0, 1.0, 10.0), "failureRateThreshold"),
+        (rate(50.0, 1.0, 1e9), "windowSize"),
+        (
+            Policies {
+                window_size: Some(10.0),
+                ..Policies::default()
+            },
+            "windowSize",
+        ),
+    ];
+    for (policies, name) in cases {
+        let error = Config::with_policies(5.0, 100.0, &policies).expect_err(name);
+        assert!(error.to_string().starts_with(name), "{error}");
+    }
+}
+
+#[test]
+fn breakers_with_other_regions_cannot_join_an_array() {
+    let windowed = config(5, 100, rate(50.0, 10.0, 10.0));
+    let memory = memory_for(&windowed);
+    let slots = Slots::new(memory.slots()).expect("valid");
+    claim_layout(&slots).expect("fresh");
+    claim_features(&slots, slots.len(), &windowed.features()).expect("first");
+    let plain = config(5, 100, Policies::default());
+    assert!(matches!(
+        claim_features(&slots, slots.len(), &plain.features()),
+        Err(FeaturesError::Mismatch { .. })
+    ));
+    let short = OwnedSlots::new();
+    let slots = Slots::new(short.slots()).expect("valid");
+    let required = windowed.features().slots_needed();
+    assert_eq!(
+        claim_features(&slots, slots.len(), &windowed.features()),
+        Err(FeaturesError::TooShort {
+            length: breaker_core::layout::SLOT_COUNT,
+            required
+        })
+    );
+}
