@@ -889,7 +889,11 @@ impl<C: Cells> Breaker<C> {
         let run = self.cells.word(FAILURE_COUNT).fetch_add(0, AcqRel) as u32;
         let threshold = self.config.failure_threshold;
         let isolated = self.cells.word(ISOLATIONS).fetch_add(0, AcqRel) > 0;
-        if isolated || (threshold != 0 && run >= threshold) {
+        // A disabled breaker never opens on failures (loom found `disable()`
+        // closing a breaker that a racing failure had just opened, and this
+        // reopening it on that failure's run).
+        let disabled = self.cells.word(MODE).fetch_add(0, AcqRel) & MODE_DISABLED != 0;
+        if isolated || (!disabled && threshold != 0 && run >= threshold) {
             if let Some(opened) = self.swap_control(closed, State::Open, now_ms) {
                 self.stamp_opening(opened, now_ms);
                 return Transition::Opened;

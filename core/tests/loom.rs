@@ -755,3 +755,142 @@ fn loom_catches_a_probe_claim_done_as_load_then_store() {
         forced_probe_model(2, broken_admit),
     );
 }
+
+// ---------------------------------------------------------------------------
+// Policies: several probes at once, successes needed to close, isolation
+// and disable racing the failures that open the breaker.
+// ---------------------------------------------------------------------------
+
+fn breaker_with(threshold: u32, policies: breaker_core::breaker::Policies) -> Arc<ModelBreaker> {
+    let cells = ModelCells::new();
+    claim_layout(&cells).expect("fresh model memory");
+    let config =
+        Config::with_policies(threshold as f64, TIMEOUT as f64, &policies).expect("valid config");
+    Arc::new(Breaker::new(cells, config))
+}
+
+/// OPEN, reset timeout passed, `halfOpenMaxCalls` 2: three callers arrive at
+/// once; the first probe to be admitted reports success (successThreshold 2,
+/// so its place frees) while the others arrive. Never more than 2 probes run
+/// at once, and the episode admits at most 3 (2, then 1 in the freed place).
+fn half_open_limit_model() -> impl Fn() + Sync + Send {
+    || {
+        let t = T0 + TIMEOUT;
+        let b = breaker_with(
+            1,
+            breaker_core::breaker::Policies {
+                half_open_max_calls: Some(2.0),
+                success_threshold: Some(2.0),
+                ..Default::default()
+            },
+        );
+        b.on_failure(T0, SHARED[0]);
+        let Admission::Probe(first) = b.admit(t, SHARED[0]) else {
+            panic!("setup: expected a probe")
+        };
+        let reporter = {
+            let b = b.clone();
+            thread::spawn(move || b.on_probe_result(first, true, t, SHARED[0]))
+        };
+        let callers: Vec<_> = (0..2)
+            .map(|i| {
+                let b = b.clone();
+                thread::spawn(move || b.admit(t, SHARED[i + 1]))
+            })
+            .collect();
+        let result = reporter.join().unwrap();
+        let admissions: Vec<_> = callers.into_iter().map(|h| h.join().unwrap()).collect();
+        assert_eq!(result, None, "one success of two does not close");
+        let probes = tickets_of(&admissions).len();
+        // `first` ran and reported; its place freed: both callers may probe,
+        // never a third at once (there are only two callers here, and one
+        // place was held by `first` until it reported).
+        assert!(probes <= 2, "{admissions:?}");
+        let running = (b.cells().wide(breaker_core::layout::HALF_OPEN).load(SeqCst) >> 16) & 0xffff;
+        assert_eq!(running as usize, probes, "running probes recorded exactly");
+        assert!(
+            running <= 2,
+            "{TWO_PROBES}: {running} running with halfOpenMaxCalls 2"
+        );
+        assert_eq!(b.totals().probes, 1 + probes as u64, "{LOST_UPDATE}");
+        assert_valid_state(&b);
+    }
+}
+
+#[test]
+fn half_open_max_calls_bounds_the_probes_running_at_once_3_threads() {
+    assert!(
+        explore(
+            "halfOpenMaxCalls 2/3 threads",
+            Some(3),
+            half_open_limit_model()
+        ) > 1
+    );
+}
+
+/// A failure that reaches the threshold races `isolate()` and its release,
+/// and `disable()`: at quiescence an isolated breaker is OPEN, a disabled and
+/// not isolated one is CLOSED.
+fn control_model(disable: bool) -> impl Fn() + Sync + Send {
+    move || {
+        let b = breaker(1);
+        let failing = {
+            let b = b.clone();
+            thread::spawn(move || {
+                b.on_failure(T0, SHARED[0]);
+                assert_valid_state(&b);
+            })
+        };
+        let operator = {
+            let b = b.clone();
+            thread::spawn(move || {
+                if disable {
+                    b.set_disabled(true, T0);
+                } else {
+                    b.isolate(T0);
+                }
+                assert_valid_state(&b);
+            })
+        };
+        failing.join().unwrap();
+        operator.join().unwrap();
+        let state = state_slot(&b);
+        if disable {
+            assert_eq!(
+                state,
+                State::Closed as u32,
+                "disabled, yet opened by a racing failure"
+            );
+        } else {
+            assert_eq!(state, State::Open as u32, "isolated, yet not open");
+            b.release_isolation(T0);
+            assert_eq!(
+                state_slot(&b),
+                State::Closed as u32,
+                "released, yet not closed"
+            );
+        }
+    }
+}
+
+#[test]
+fn disable_racing_the_opening_failure_leaves_the_breaker_closed_2_threads() {
+    assert!(
+        explore(
+            "disable vs opening failure/2 threads",
+            None,
+            control_model(true)
+        ) > 1
+    );
+}
+
+#[test]
+fn isolate_racing_the_opening_failure_leaves_the_breaker_open_2_threads() {
+    assert!(
+        explore(
+            "isolate vs opening failure/2 threads",
+            None,
+            control_model(false)
+        ) > 1
+    );
+}
