@@ -145,6 +145,52 @@ describe('a breaker file shared by processes', () => {
   })
 })
 
+describe('policies and events over a breaker file', () => {
+  const run = (file, options, code) =>
+    spawnSync(
+      process.execPath,
+      ['-e', `const { CircuitBreaker } = require('./index.js')
+const breaker = CircuitBreaker.fromFile(${JSON.stringify(file)}, ${JSON.stringify(options)});
+${code}`],
+      { cwd: new URL('..', import.meta.url), encoding: 'utf8' },
+    )
+
+  test("another process's transition reaches this process's listeners", async () => {
+    const file = newPath()
+    const options = { failureThreshold: 1, resetTimeout: 60000 }
+    const breaker = CircuitBreaker.fromFile(file, options)
+    const seen = []
+    breaker.on('open', (change) => seen.push(change.state))
+    const child = run(file, options, 'breaker.execute(() => Promise.reject(new Error("down"))).catch(() => {})')
+    assert.equal(child.status, 0, child.stderr)
+    const deadline = Date.now() + 5000
+    while (seen.length === 0 && Date.now() < deadline) await sleep(10)
+    await sleep(100)
+    assert.deepEqual(seen, ['OPEN'], 'once, by polling the file')
+    breaker.dispose()
+  })
+
+  test('a failure-rate window and a histogram live in the file, shared by processes', () => {
+    const file = newPath()
+    const options = { failureRateThreshold: 50, minimumCalls: 4, histogram: true, resetTimeout: 60000 }
+    const breaker = CircuitBreaker.fromFile(file, options)
+    assert.equal(fs.statSync(file).size, 64 + CircuitBreaker.arrayLength(options) * 4)
+    for (let i = 0; i < 2; i++) {
+      const child = run(file, options, `(async () => {
+        await breaker.execute(async () => 'ok')
+        await breaker.execute(() => Promise.reject(new Error('down'))).catch(() => {})
+      })()`)
+      assert.equal(child.status, 0, child.stderr)
+    }
+    const stats = breaker.getStats()
+    assert.deepEqual(stats.window, { calls: 4, failures: 2, failureRate: 50 })
+    assert.equal(stats.state, 'OPEN')
+    assert.equal(stats.latency.count, 4)
+    assert.throws(() => CircuitBreaker.fromFile(file, { histogram: true }), /already used by breakers with a window/)
+    breaker.dispose()
+  })
+})
+
 describe('breaker files', () => {
   test('are created with mode 0600, or exactly the mode asked for', () => {
     const first = newPath()
