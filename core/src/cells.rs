@@ -15,7 +15,7 @@ use std::sync::atomic::Ordering;
 
 /// Access to the slots of one breaker.
 pub trait Cells {
-    /// The 32-bit slot at `index` (`index < SLOT_COUNT`).
+    /// The 32-bit slot at `index` (within the slots the breaker was given).
     fn word(&self, index: usize) -> &AtomicI32;
     /// The 64-bit value at slots `index` and `index + 1` (`index` even).
     fn wide(&self, index: usize) -> &AtomicU64;
