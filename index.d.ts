@@ -100,6 +100,19 @@ export declare function registerPrometheus(registry: PromClientRegistryLike, bre
  */
 export type FileURL = typeof globalThis extends { URL: abstract new (...args: any) => infer T } ? T : never
 
+/**
+ * The global `AbortSignal` where the program's types declare one
+ * (`@types/node`, the DOM library); otherwise the part of it a task may use.
+ */
+export type TaskSignal = typeof globalThis extends { AbortSignal: { prototype: infer T } }
+  ? T
+  : {
+      readonly aborted: boolean
+      readonly reason: unknown
+      addEventListener(type: 'abort', listener: () => void): void
+      removeEventListener(type: 'abort', listener: () => void): void
+    }
+
 export interface BreakerFileOptions {
   /** Create the file when it does not exist. Default true. */
   create?: boolean
@@ -291,7 +304,7 @@ export declare class CircuitBreaker {
    * A `task` that is not a function makes the promise reject with a `TypeError`.
    * With a `timeout`, the task is given an `AbortSignal` that aborts when the call times out.
    */
-  execute<T>(task: (signal?: AbortSignal) => T | PromiseLike<T>): Promise<T>
+  execute<T>(task: (signal?: TaskSignal) => T | PromiseLike<T>): Promise<T>
 
   /** The array length a breaker with `options` needs (see `arrayLength`). */
   static arrayLength(options?: CircuitBreakerOptions): number

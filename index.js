@@ -602,8 +602,9 @@ class CircuitBreaker extends EventEmitter {
     }
     this.#publish = publish
     this.#recordSuccess = recordSuccess
+    const failureMarks = this.#failureFallback === undefined ? 0 : MARK_FALLBACK
     const failed = () => {
-      if (this.#array !== DISPOSED && native.failure(this.#id, 0) !== 0) {
+      if (this.#array !== DISPOSED && native.failure(this.#id, failureMarks) !== 0) {
         notifyTransition(this.#array)
       }
     }
@@ -687,7 +688,7 @@ class CircuitBreaker extends EventEmitter {
         return value
       },
       (error) => {
-        this.#probeResult(decision, 0, 0)
+        this.#probeResult(decision, 0, this.#failureFallback === undefined ? 0 : MARK_FALLBACK)
         return this.#failureFallback === undefined ? undefined : this.#failureFallback(error)
       },
     )
@@ -816,7 +817,7 @@ class CircuitBreaker extends EventEmitter {
     if (!ok && config.errorFilter !== undefined) {
       let accepted
       try {
-        accepted = config.errorFilter(outcome) === true
+        accepted = Boolean(config.errorFilter(outcome))
       } catch (filterError) {
         call.reject(filterError)
         this.#report(call, false, marks)

@@ -404,3 +404,14 @@ describe('events, stats and metrics', () => {
     assert.equal(families.circuit_breaker_call_duration_seconds.type, 'HISTOGRAM')
   })
 })
+
+test('fallbacks are counted on every path', async () => {
+  const breaker = make({ failureThreshold: 2, failureFallback: () => 'f', openFallback: () => 'o' })
+  assert.equal(await breaker.execute(fail), 'f')
+  assert.equal(await breaker.execute(() => {
+    throw new Error('sync')
+  }), 'f')
+  assert.equal(await breaker.execute(ok), 'o')
+  const stats = breaker.getStats()
+  assert.deepEqual([stats.failures, stats.rejections, stats.fallbacks], [2, 1, 3])
+})

@@ -7,6 +7,11 @@ import CircuitBreaker, {
   isCircuitOpenError,
   type CircuitBreakerOptions,
   type CircuitBreakerState,
+  type CircuitBreakerStats,
+  type StateChange,
+  arrayLength,
+  isCircuitTimeoutError,
+  prometheusText,
 } from 'circuit-breaker-js'
 
 const array: Int32Array = createSharedArray()
@@ -22,6 +27,42 @@ const counts: number[] = [breaker.getTotalRequestCount(), breaker.getSuccessCoun
 const slot: number = CircuitBreakerKeys.FAILURE_COUNT
 const open: 1 = CircuitBreakerStates.OPEN
 const threshold: number = breaker.failureThreshold
+
+// The policies, events and stats.
+const policies: CircuitBreakerOptions = {
+  name: 'inventory',
+  timeout: 50,
+  errorFilter: (error) => (error as { status?: number }).status === 404,
+  failureRateThreshold: 50,
+  minimumCalls: 10,
+  windowType: 'time',
+  windowSize: 10000,
+  windowBuckets: 10,
+  slowCallDuration: 200,
+  halfOpenMaxCalls: 2,
+  successThreshold: 2,
+  maxResetTimeout: 60000,
+  backoffMultiplier: 2,
+  histogram: true,
+}
+const length: number = arrayLength(policies)
+const policed = new CircuitBreaker(createSharedArray(policies), policies)
+const aborted: Promise<boolean> = policed.execute(async (signal) => signal?.aborted ?? false)
+policed.on('open', (change: StateChange) => change.threadId)
+policed.on('failure', (error: unknown, durationMs: number) => durationMs)
+const isolation = policed.isolate()
+isolation.release()
+policed.reset()
+policed.disable()
+policed.enable()
+const stats: CircuitBreakerStats = policed.getStats()
+const p99: number | undefined = stats.latency?.p99
+const text: string = prometheusText([stats, breaker.toJSON()])
+const timedOut: boolean = isCircuitTimeoutError(new Error('x'))
+// @ts-expect-error no such event
+policed.on('opened', () => {})
+// @ts-expect-error windowType is 'count' or 'time'
+new CircuitBreaker(array, { windowType: 'sliding' })
 
 async function handle(error: unknown): Promise<string> {
   if (isCircuitOpenError(error)) {
@@ -42,4 +83,4 @@ breaker.failureThreshold = 4
 // @ts-expect-error execute() takes a function
 breaker.execute(42)
 
-export { state, value, fromSync, buffer, counts, slot, open, threshold, handle, wrongState }
+export { state, value, fromSync, buffer, counts, slot, open, threshold, handle, wrongState, length, aborted, p99, text, timedOut }
