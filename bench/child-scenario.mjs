@@ -27,6 +27,8 @@ const contenderModule = await loadContender(contender)
 const setup = await contenderModule.setup(def.kind, def.taskName)
 if (setup.na) {
   out.na = setup.na
+} else if (setup.problems) {
+  for (const problem of setup.problems) out.problems.push(`setup: ${problem}`)
 } else {
   const cases = def.baselines.map((name) => ({ name, ...baselineCase(name, TASKS, def.shape) }))
   cases.push({ name: 'contender', ...setup, loop: compileLoop(setup.expr, setup.outcome, def.shape) })

@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CONTENDERS, PEERS, contenderLabel } from './lib/contenders.mjs'
+import { CONTENDERS, OURS_VARIANTS, PEERS, VARIANT_SCENARIOS, contenderLabel, isVariant } from './lib/contenders.mjs'
 import { median } from './lib/loops.mjs'
 import { TIMING_SCENARIOS, SCENARIO_NAMES } from './lib/scenarios.mjs'
 
@@ -26,6 +26,8 @@ const USAGE = `usage: node bench/run.mjs [options]
                      work, prints the table, exits 1 if any cell is invalid (for CI)
   --only a,b         scenarios: ${SCENARIO_NAMES.join(', ')}
   --contenders a,b   contenders: ${CONTENDERS.join(', ')}
+                     (${OURS_VARIANTS.join(', ')}: ours with one feature each,
+                     in the ${VARIANT_SCENARIOS.join(' and ')} scenarios only)
   --json FILE        also write every sample and summary as JSON`
 
 function parseArgs(argv) {
@@ -74,6 +76,9 @@ function parseArgs(argv) {
   options.memoryWindows = options.smoke ? 2 : 5
   options.scenarios = options.only ?? SCENARIO_NAMES
   options.contenderList = options.contenders ?? CONTENDERS
+  // The variants of ours sit out the other scenarios, threads and memory.
+  options.mainContenders = options.contenderList.filter((c) => !isVariant(c))
+  options.variants = options.contenderList.filter(isVariant)
   return options
 }
 
@@ -146,6 +151,7 @@ const timingNames = options.scenarios.filter((name) => name in TIMING_SCENARIOS)
 for (const scenario of timingNames) {
   results.timing[scenario] = {}
   for (const contender of options.contenderList) {
+    if (isVariant(contender) && !VARIANT_SCENARIOS.includes(scenario)) continue
     const t = Date.now()
     const result = await runChild('child-scenario.mjs', {
       contender,
@@ -157,19 +163,19 @@ for (const scenario of timingNames) {
       budgetMs: options.budgetMs,
     })
     results.timing[scenario][contender] = result
-    log(`${scenario.padEnd(16)} ${contender.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}${result.timeout ? '  timeout' : ''}`)
+    log(`${scenario.padEnd(16)} ${contender.padEnd(19)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}${result.timeout ? '  timeout' : ''}`)
   }
 }
 if (options.scenarios.includes('threads')) {
-  for (const contender of options.contenderList) {
+  for (const contender of options.mainContenders) {
     const t = Date.now()
     const result = await runChild('child-threads.mjs', { contender, calls: options.calls, reps: options.reps, warmups: options.warmups })
     results.threads[contender] = result
-    log(`${'threads'.padEnd(16)} ${contender.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}`)
+    log(`${'threads'.padEnd(16)} ${contender.padEnd(19)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}`)
   }
 }
 if (options.scenarios.includes('memory')) {
-  for (const contender of options.contenderList) {
+  for (const contender of options.mainContenders) {
     const t = Date.now()
     const result = await runChild(
       'child-memory.mjs',
@@ -177,7 +183,7 @@ if (options.scenarios.includes('memory')) {
       ['--expose-gc', '--min-semi-space-size=128', '--max-semi-space-size=128'],
     )
     results.memory[contender] = result
-    log(`${'memory'.padEnd(16)} ${contender.padEnd(12)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}`)
+    log(`${'memory'.padEnd(16)} ${contender.padEnd(19)} ${((Date.now() - t) / 1000).toFixed(1)} s${result.problems.length ? '  INVALID' : ''}`)
   }
 }
 
@@ -249,10 +255,10 @@ function summarizeThreads(contender) {
 }
 const threadSummary = {}
 if (options.scenarios.includes('threads')) {
-  for (const contender of options.contenderList) threadSummary[contender] = summarizeThreads(contender)
+  for (const contender of options.mainContenders) threadSummary[contender] = summarizeThreads(contender)
 }
 if (options.scenarios.includes('memory')) {
-  for (const contender of options.contenderList) {
+  for (const contender of options.mainContenders) {
     const result = results.memory[contender]
     if (result?.problems?.length) invalid.push({ scenario: 'memory', contender, problems: result.problems })
   }
@@ -317,6 +323,10 @@ const verdict = (id) => {
 const fmtNs = (ns) => (ns >= 10_000 ? `${(ns / 1000).toFixed(1)} µs` : ns >= 100 ? `${ns.toFixed(0)} ns` : `${ns.toFixed(1)} ns`)
 const fmtX = (x) => (x >= 10 ? `${x.toFixed(1)}x` : `${x.toFixed(2)}x`)
 const fmtRate = (rate) => `${(rate / 1e6).toFixed(2)} M/s`
+const TIMING_SCENARIO_LABELS = {
+  'closed-seq': 'CLOSED success, sequential (vs `await task()`)',
+  failure: 'failure under threshold, new Error per call (vs rejecting task)',
+}
 
 function cellText(cell, { baseline, ratioOf } = {}) {
   switch (cell?.status) {
@@ -341,7 +351,7 @@ function cellText(cell, { baseline, ratioOf } = {}) {
   }
 }
 
-const columns = options.contenderList
+const columns = options.mainContenders
 const oursColumn = columns.indexOf('ours')
 function tableRow(label, cells, targetText = '') {
   const row = [label, ...cells]
@@ -404,6 +414,41 @@ if (timingNames.length) {
   }
   if (timingSummary['open-fallback'] && columns.includes('cockatiel')) {
     note('cockatiel: its breaker has no fallback; measured as wrap(fallback(handleType(BrokenCircuitError), fn), breaker)')
+  }
+  out()
+}
+
+// The variants of ours: rows under the reference `ours`, one column pair
+// per scenario. "vs ours" puts the difference of the ratios (each to the
+// bare baseline of its own process) back into ns at the speed of ours'
+// process: (variant ratio - ours ratio) x ours' baseline ns. That cancels a
+// process that ran on a slower or busier CPU than the other.
+const variantScenarios = VARIANT_SCENARIOS.filter((scenario) => timingSummary[scenario])
+if (options.variants.length && variantScenarios.length) {
+  const fmtDelta = (ns) => `${ns < 0 ? '−' : '+'}${fmtNs(Math.abs(ns))}`
+  out('## circuit-breaker-js options (what each opt-in feature costs per call)')
+  out()
+  out(
+    `The same breaker as circuit-breaker-js above (first row, no options), then with one feature each, every row in a process of its own like every other cell. Cells: median ns per call · ratio to the baseline measured in the same process. "vs ours": the added cost per call, (row ratio − ours ratio) × the baseline ns of ours' process. The bare row's ratio (ideally 1.00x) is the noise of the run.`,
+  )
+  out()
+  const head = ['configuration', ...variantScenarios.flatMap((scenario) => [TIMING_SCENARIO_LABELS[scenario] ?? scenario, 'vs ours'])]
+  out(`| ${head.join(' | ')} |`)
+  out(`|${head.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`)
+  const rows = [...(options.contenderList.includes('bare') ? ['bare'] : []), ...(options.contenderList.includes('ours') ? ['ours'] : []), ...options.variants]
+  for (const contender of rows) {
+    const label = contender === 'ours' ? 'circuit-breaker-js, no options (reference)' : contender === 'bare' ? 'bare `task()` (noise check)' : `circuit-breaker-js ${contenderLabel(contender)}`
+    const cells = variantScenarios.flatMap((scenario) => {
+      const cell = timingSummary[scenario][contender]
+      const reference = timingSummary[scenario].ours
+      let delta = '–'
+      if (isVariant(contender) && okCell(cell) && okCell(reference)) {
+        const base = reference.baselines[TIMING_SCENARIOS[scenario].baselines[0]].ns
+        delta = fmtDelta((cell.ratio - reference.ratio) * base)
+      } else if (contender === 'ours' && okCell(cell)) delta = '(reference)'
+      return [cellText(cell), delta]
+    })
+    out(`| ${[label, ...cells].join(' | ')} |`)
   }
   out()
 }

@@ -22,6 +22,23 @@
 //   OPEN            opened by a real failure (threshold 1) with a one-hour
 //                   reset timeout; opossum through its public `open()`, which
 //                   is what its failure path calls.
+//
+// Variants of ours (OURS_VARIANTS), run in VARIANT_SCENARIOS only: the CLOSED
+// (or failure) configuration above plus one feature each, to show what that
+// feature costs per call. Each case also has `workCheck()`: called before a
+// run, it returns a function of the calls made that says what is wrong when
+// the feature did not do its work in that run (read outside the timing).
+//   ours-listeners       on('open'), on('halfOpen'), on('close'), each counting;
+//                        setup proves they are delivered (isolate, reset,
+//                        transitionToHalfOpen, reset: 1 open, 1 halfOpen, 2 close)
+//   ours-timeout         timeout: 10000; setup proves the task gets a live AbortSignal
+//   ours-window          failureRateThreshold: 50, count window of 100 calls, over
+//                        createSharedArray(options); failure scenario also
+//                        minimumCalls: 1e9 (a 100-call window never holds that
+//                        many, so the rate never opens it; every failure is
+//                        still recorded and the rate read)
+//   ours-histogram       histogram: true, over createSharedArray(options)
+//   ours-call-listeners  on('success') and on('failure'), each only counting
 
 import { createRequire } from 'node:module'
 import fs from 'node:fs'
@@ -41,8 +58,20 @@ function version(pkg) {
   }
 }
 
-export const CONTENDERS = ['bare', 'ours', 'opossum', 'opossum-lean', 'cockatiel']
+export const OURS_VARIANTS = ['ours-listeners', 'ours-timeout', 'ours-window', 'ours-histogram', 'ours-call-listeners']
+export const CONTENDERS = ['bare', 'ours', 'opossum', 'opossum-lean', 'cockatiel', ...OURS_VARIANTS]
 export const PEERS = ['opossum', 'opossum-lean', 'cockatiel']
+/** The timing scenarios the variants of ours run in (they sit out the others, threads and memory). */
+export const VARIANT_SCENARIOS = ['closed-seq', 'failure']
+export const isVariant = (name) => OURS_VARIANTS.includes(name)
+
+const VARIANT_LABELS = {
+  'ours-listeners': '+ state listeners (`open`, `halfOpen`, `close`)',
+  'ours-timeout': '+ `timeout: 10000`',
+  'ours-window': '+ failure-rate window (`failureRateThreshold: 50`, 100 calls)',
+  'ours-histogram': '+ `histogram: true`',
+  'ours-call-listeners': '+ call listeners (`success`, `failure`)',
+}
 
 export function contenderLabel(name) {
   switch (name) {
@@ -57,6 +86,7 @@ export function contenderLabel(name) {
     case 'cockatiel':
       return `cockatiel ${version('cockatiel')}`
     default:
+      if (isVariant(name)) return VARIANT_LABELS[name]
       return name
   }
 }
@@ -214,6 +244,126 @@ export async function loadContender(name) {
     }
 
     default:
+      if (isVariant(name)) return loadVariant(name)
       throw new Error(`unknown contender ${name}`)
+  }
+}
+
+// --- variants of ours ----------------------------------------------------------
+
+// Waits (without sleeping a fixed time) until `ready()` or 5 s have passed.
+async function until(ready) {
+  const deadline = Date.now() + 5000
+  while (!ready() && Date.now() < deadline) await new Promise((resolve) => setTimeout(resolve, 2))
+  return ready()
+}
+
+function loadVariant(name) {
+  const { CircuitBreaker, createSharedArray } = require(fileURLToPath(ROOT))
+  const build = (options) => new CircuitBreaker(createSharedArray(options), options)
+  const stats = (b) => b.getStats()
+  // Checks every variant makes: the breaker counted exactly the calls made.
+  const requestsCheck = (b) => {
+    const before = stats(b).requests
+    return (done) => {
+      const made = stats(b).requests - before
+      return made === done ? null : `the breaker counted ${made} requests, expected ${done}`
+    }
+  }
+  const both = (...checks) => () => {
+    const finishes = checks.map((check) => check())
+    return (done) => finishes.map((finish) => finish(done)).filter(Boolean).join('; ') || null
+  }
+  return {
+    async setup(kind, taskName) {
+      if (kind !== 'closed' && kind !== 'failure') return { na: 'variants of ours run in the CLOSED and failure scenarios only' }
+      const task = TASKS[taskName]
+      const failure = kind === 'failure'
+      const base = failure ? { failureThreshold: HUGE_THRESHOLD, resetTimeout: 30000 } : { failureThreshold: 5, resetTimeout: 30000 }
+      const make = (b, workCheck) => {
+        const state = expectState(() => b.getState(), 'CLOSED')
+        const kase = failure ? failureCase(b, 'b.execute(task)', task, state) : resultCase(b, 'b.execute(task)', task, state)
+        kase.workCheck = both(() => requestsCheck(b), workCheck)
+        return kase
+      }
+      switch (name) {
+        case 'ours-listeners': {
+          const b = build(base)
+          const seen = { open: 0, halfOpen: 0, close: 0 }
+          b.on('open', () => seen.open++)
+          b.on('halfOpen', () => seen.halfOpen++)
+          b.on('close', () => seen.close++)
+          // The listeners are live: four transitions, delivered through the
+          // thread's watch on the shared array, before any timing.
+          b.isolate()
+          b.reset()
+          b.transitionToHalfOpen()
+          b.reset()
+          const wanted = () => seen.open === 1 && seen.halfOpen === 1 && seen.close === 2
+          if (!(await until(wanted))) return { problems: [`state listeners saw ${JSON.stringify(seen)} after isolate, reset, transitionToHalfOpen, reset`] }
+          return make(b, () => {
+            const before = JSON.stringify(seen)
+            return () => (JSON.stringify(seen) === before ? null : `state events during the run: ${before} -> ${JSON.stringify(seen)}`)
+          })
+        }
+        case 'ours-timeout': {
+          const b = build({ ...base, timeout: 10_000 })
+          let signal
+          await b.execute(async (s) => {
+            signal = s
+            return 1
+          })
+          if (!(signal instanceof AbortSignal) || signal.aborted) return { problems: ['with timeout the task did not get a live AbortSignal'] }
+          return make(b, () => {
+            const before = stats(b).timeouts
+            return () => (stats(b).timeouts === before ? null : `${stats(b).timeouts - before} calls timed out`)
+          })
+        }
+        case 'ours-window': {
+          const options = { ...base, failureRateThreshold: 50, windowType: 'count', windowSize: 100 }
+          delete options.failureThreshold // the rate alone decides
+          if (failure) options.minimumCalls = HUGE_THRESHOLD
+          const b = build(options)
+          return make(b, () => () => {
+            const s = stats(b)
+            const calls = Math.min(100, s.requests)
+            const failures = failure ? calls : 0
+            if (s.window === null) return 'getStats().window is null'
+            return s.window.calls === calls && s.window.failures === failures
+              ? null
+              : `window holds ${s.window.calls} calls, ${s.window.failures} failed; expected ${calls}, ${failures}`
+          })
+        }
+        case 'ours-histogram': {
+          const b = build({ ...base, histogram: true })
+          return make(b, () => {
+            const before = stats(b).latency?.count ?? NaN
+            return (done) => {
+              const recorded = (stats(b).latency?.count ?? NaN) - before
+              return recorded === done ? null : `the histogram recorded ${recorded} latencies, expected ${done}`
+            }
+          })
+        }
+        case 'ours-call-listeners': {
+          const b = build(base)
+          const seen = { success: 0, failure: 0 }
+          b.on('success', () => seen.success++)
+          b.on('failure', () => seen.failure++)
+          return make(b, () => {
+            const before = { ...seen }
+            return (done) => {
+              const got = { success: seen.success - before.success, failure: seen.failure - before.failure }
+              const want = failure ? { success: 0, failure: done } : { success: done, failure: 0 }
+              return got.success === want.success && got.failure === want.failure
+                ? null
+                : `call events: ${JSON.stringify(got)}, expected ${JSON.stringify(want)}`
+            }
+          })
+        }
+        default:
+          throw new Error(`unknown variant ${name}`)
+      }
+    },
+    instances: [],
   }
 }

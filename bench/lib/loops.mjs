@@ -59,12 +59,15 @@ const CHUNK = { seq: 4096, par: 16384 }
 
 /**
  * Runs `kase` (a case from contenders.mjs, or a baseline, plus its compiled
- * `loop`) for n calls, timed with process.hrtime.bigint(). Returns the
+ * `loop`) for n calls, timed with process.hrtime.bigint() (the checks
+ * before and after, `workCheck` included, are outside the timing). Returns the
  * elapsed ns, the calls made, whether the budget ran out first, and the
  * problems found (empty when every call did its work).
  */
 export async function timeCase(kase, n, budgetNs = Infinity) {
   const before = kase.stateProblem()
+  // A variant's own proof that its feature did its work (see contenders.mjs).
+  const workDone = kase.workCheck ? kase.workCheck() : null
   const runs = counts.runs
   const fallbacks = counts.fallbacks
   let ok = 0
@@ -84,6 +87,8 @@ export async function timeCase(kase, n, budgetNs = Infinity) {
   if (before) problems.push(`before: ${before}`)
   const after = kase.stateProblem()
   if (after) problems.push(`after: ${after}`)
+  const work = workDone ? workDone(done) : null
+  if (work) problems.push(work)
   const ran = counts.runs - runs
   const fell = counts.fallbacks - fallbacks
   if (ok !== done) {
