@@ -35,8 +35,11 @@ export declare function fileImage(slots: number): Buffer
 /** Forces a new half-open episode: the next caller probes. */
 export declare function forceHalfOpen(id: number): void
 
-/** Holds the breaker OPEN for every thread until released or reset. */
-export declare function isolate(id: number): void
+/**
+ * Holds the breaker OPEN for every thread until released or reset.
+ * Returns the isolation's epoch, for `releaseIsolation`.
+ */
+export declare function isolate(id: number): number
 
 /** The slot names, in index order: `layout()[i]` names slot `i`. */
 export declare function layout(): Array<string>
@@ -68,8 +71,11 @@ export interface PolicyOptions {
   histogram?: boolean
 }
 
-/** Releases one isolation; the last one closes the breaker. */
-export declare function releaseIsolation(id: number): void
+/**
+ * Releases one isolation taken in `epoch`; the last one closes the breaker.
+ * An isolation from before a `reset` releases nothing.
+ */
+export declare function releaseIsolation(id: number, epoch: number): void
 
 /** Closes the breaker and clears the failure run, backoff, window and isolations. */
 export declare function reset(id: number): void

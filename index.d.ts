@@ -302,7 +302,8 @@ export declare class CircuitBreaker {
    * with `CircuitOpenError` or resolves with `openFallback`'s result. Once
    * `resetTimeout` has passed exactly one caller, in any thread, probes.
    * A `task` that is not a function makes the promise reject with a `TypeError`.
-   * With a `timeout`, the task is given an `AbortSignal` that aborts when the call times out.
+   * With a `timeout`, a task that declares a parameter is given an `AbortSignal` of its own
+   * that aborts when the call times out.
    */
   execute<T>(task: (signal?: TaskSignal) => T | PromiseLike<T>): Promise<T>
 

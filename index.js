@@ -410,34 +410,52 @@ function notifyTransition(array) {
   if (array.buffer instanceof SharedArrayBuffer) Atomics.notify(array, GENERATION)
 }
 
-function watch(breaker, array, id) {
-  let entry = watches.get(array.buffer)
-  if (entry === undefined) {
-    entry = {
-      array,
-      id,
-      breakers: new Set(),
-      seen: Atomics.load(array, GENERATION) >>> 0,
-      shared: array.buffer instanceof SharedArrayBuffer,
-    }
-    watches.set(array.buffer, entry)
-    entry.breakers.add(breaker)
-    wait(entry)
-    return
-  }
-  entry.breakers.add(breaker)
+// Watches by buffer, then by the array's byteOffset: two breakers may live
+// in one buffer at different offsets, each with its own GENERATION and log.
+function entryOf(array) {
+  return watches.get(array.buffer)?.get(array.byteOffset)
 }
 
+function watch(breaker, array) {
+  const existing = entryOf(array)
+  if (existing !== undefined) {
+    // An entry whose last listener left keeps its one waiter; it starts
+    // over from now for its new listeners.
+    if (existing.breakers.size === 0) existing.seen = Atomics.load(array, GENERATION) >>> 0
+    existing.breakers.add(breaker)
+    return
+  }
+  const entry = {
+    array,
+    breakers: new Set([breaker]),
+    seen: Atomics.load(array, GENERATION) >>> 0,
+    shared: array.buffer instanceof SharedArrayBuffer,
+  }
+  let byOffset = watches.get(array.buffer)
+  if (byOffset === undefined) watches.set(array.buffer, (byOffset = new Map()))
+  byOffset.set(array.byteOffset, entry)
+  wait(entry)
+}
+
+// The entry stays, with its waiter, until that waiter wakes and finds nobody
+// listening: adding and removing listeners never piles up waiters.
 function unwatch(breaker, array) {
-  const entry = watches.get(array.buffer)
-  if (entry === undefined || !entry.breakers.delete(breaker)) return
-  if (entry.breakers.size === 0) watches.delete(array.buffer)
+  entryOf(array)?.breakers.delete(breaker)
 }
 
 function wait(entry) {
-  if (watches.get(entry.array.buffer) !== entry) return // nobody listens any more
+  if (entry.breakers.size === 0) {
+    const byOffset = watches.get(entry.array.buffer)
+    byOffset?.delete(entry.array.byteOffset)
+    if (byOffset?.size === 0) watches.delete(entry.array.buffer)
+    return
+  }
   const generation = Atomics.load(entry.array, GENERATION)
-  if (generation >>> 0 !== entry.seen) deliver(entry, generation >>> 0)
+  if (generation >>> 0 !== entry.seen && !deliver(entry, generation >>> 0)) {
+    // A log entry not written yet: its transition is a moment old.
+    setImmediate(wait, entry)
+    return
+  }
   if (!entry.shared) {
     setTimeout(wait, POLL_MS, entry).unref()
     return
@@ -451,16 +469,31 @@ function wait(entry) {
 let readTransition
 let emitStateEvent
 
+const LOG_GENERATION = CircuitBreakerKeys.TRANSITION_LOG_0_HI
+const LOG_ENTRY_SLOTS = CircuitBreakerKeys.TRANSITION_LOG_1 - CircuitBreakerKeys.TRANSITION_LOG_0
+
+// Emits the transitions after `entry.seen` up to `generation`. Returns false
+// if it stopped at one whose log entry is not written yet (its generation
+// is already in the control word, its entry a moment later): the caller
+// comes back for it.
 function deliver(entry, generation) {
   const missed = (generation - entry.seen) >>> 0
   const first = missed > LOG_ENTRIES ? (generation - LOG_ENTRIES + 1) >>> 0 : (entry.seen + 1) >>> 0
-  entry.seen = generation
   for (let g = first; ; g = (g + 1) >>> 0) {
     // Any breaker of the set reads the log; a disposed one answers undefined.
     let logged
     for (const breaker of entry.breakers) {
       logged = readTransition(breaker, g)
       if (logged !== undefined) break
+    }
+    if (logged === null) {
+      const slot = LOG_GENERATION + (g % LOG_ENTRIES) * LOG_ENTRY_SLOTS
+      const behind = ((Atomics.load(entry.array, slot) >>> 0) - g) | 0
+      if (behind < 0) {
+        entry.seen = (g - 1) >>> 0
+        return false
+      }
+      // Overwritten already: more than LOG_ENTRIES transitions since.
     }
     if (logged !== undefined && logged !== null) {
       const event = {
@@ -473,17 +506,19 @@ function deliver(entry, generation) {
     }
     if (g === generation) break
   }
+  entry.seen = generation
+  return true
 }
 
 // ---------------------------------------------------------------------------
-// Per-call timeouts: one timer per breaker, not per call, and one
-// AbortSignal per millisecond of calls, not per call (making a signal costs
-// ~4 µs on Node 20, far more than the rest of a call). Calls that start
-// within GRAIN_MS of each other share a bucket: one deadline, GRAIN_MS after
-// the first of them plus the timeout (so a call times out at most GRAIN_MS
-// late, never early), and one signal, aborted when their deadline passes
-// with any of them still pending. With one timeout for all, buckets are in
-// deadline order, so the timer only ever waits for the first one.
+// Per-call timeouts: one timer per breaker, not per call. Calls that start
+// within GRAIN_MS of each other share a bucket with one deadline, GRAIN_MS
+// after the first of them plus the timeout (so a call times out at most
+// GRAIN_MS late, never early). With one timeout for all, buckets are in
+// deadline order, so the timer only ever waits for the first one. A task
+// that declares a parameter gets an AbortSignal of its own, aborted when it
+// times out; one that declares none gets none (making a signal costs ~4 µs
+// on Node 20, far more than the rest of a call).
 // ---------------------------------------------------------------------------
 const GRAIN_MS = 1
 
@@ -496,18 +531,16 @@ class Deadlines {
     this.timer = undefined
   }
 
-  // Adds a pending call; returns the signal its task is given.
   add(call) {
     let bucket = this.buckets[this.buckets.length - 1]
     if (bucket === undefined || call.start >= bucket.closes) {
       const closes = call.start + Math.min(GRAIN_MS, this.timeout)
-      bucket = { closes, deadline: closes + this.timeout, calls: new Set(), controller: new AbortController() }
+      bucket = { closes, deadline: closes + this.timeout, calls: new Set() }
       this.buckets.push(bucket)
       if (this.timer === undefined) this.arm(bucket.deadline - call.start)
     }
     bucket.calls.add(call)
     call.bucket = bucket
-    return bucket.controller.signal
   }
 
   delete(call) {
@@ -529,13 +562,8 @@ class Deadlines {
         break
       }
       this.buckets[this.head++] = undefined
-      let reason
-      for (const call of bucket.calls) {
-        const error = this.expire(call)
-        reason ??= error
-      }
+      for (const call of bucket.calls) this.expire(call)
       bucket.calls.clear()
-      if (reason !== undefined) abortQuietly(bucket.controller, reason)
     }
     if (this.head === this.buckets.length) {
       this.buckets = []
@@ -808,6 +836,7 @@ class CircuitBreaker extends EventEmitter {
       ticket,
       start: this.#timed || this.#callListeners || config.timeout !== undefined ? performance.now() : 0,
       bucket: undefined,
+      controller: undefined,
       settled: false,
       resolve: undefined,
       reject: undefined,
@@ -821,7 +850,13 @@ class CircuitBreaker extends EventEmitter {
       if (config.timeout === undefined) {
         result = Promise.resolve(task())
       } else {
-        result = Promise.resolve(task(this.#deadlines.add(call)))
+        this.#deadlines.add(call)
+        if (task.length === 0) {
+          result = Promise.resolve(task())
+        } else {
+          call.controller = new AbortController()
+          result = Promise.resolve(task(call.controller.signal))
+        }
       }
     } catch (error) {
       this.#settle(call, false, error)
@@ -863,8 +898,9 @@ class CircuitBreaker extends EventEmitter {
       try {
         accepted = Boolean(config.errorFilter(outcome))
       } catch (filterError) {
-        call.reject(filterError)
         this.#report(call, false, marks)
+        if (this.#callListeners) this.#emitCall('failure', filterError, duration)
+        call.reject(filterError)
         return
       }
       if (accepted) {
@@ -889,7 +925,7 @@ class CircuitBreaker extends EventEmitter {
   }
 
   #timeOut(call) {
-    if (call.settled) return undefined
+    if (call.settled) return
     call.settled = true
     const error = new CircuitTimeoutError(this.#config.timeout)
     const marks = MARK_TIMED_OUT | (this.#failureFallback === undefined ? 0 : MARK_FALLBACK)
@@ -901,8 +937,8 @@ class CircuitBreaker extends EventEmitter {
       this.#emitCall('timeout', error, this.#config.timeout)
       this.#emitCall('failure', error, this.#config.timeout)
     }
+    if (call.controller !== undefined) abortQuietly(call.controller, error)
     this.#fallBack(call, error)
-    return error // the reason its signal aborts with
   }
 
   #fallBack(call, error) {
@@ -969,13 +1005,15 @@ class CircuitBreaker extends EventEmitter {
    * handle is released (by every isolation taken) or `reset()` is called.
    */
   isolate() {
-    native.isolate(this.#live())
+    const epoch = native.isolate(this.#live())
     notifyTransition(this.#array)
     let released = false
     const release = () => {
-      if (released || this.#array === DISPOSED) return
+      if (released) return
+      // Released through a disposed breaker, the isolation would hold every
+      // thread forever: say so. (`reset()` through any breaker ends it.)
+      native.releaseIsolation(this.#live(), epoch)
       released = true
-      native.releaseIsolation(this.#id)
       notifyTransition(this.#array)
     }
     const handle = { release }
@@ -1142,7 +1180,7 @@ class CircuitBreaker extends EventEmitter {
     this.#gate = this.#general ? GENERAL : this.#array
     if (states !== this.#stateListeners) {
       this.#stateListeners = states
-      if (states) watch(this, this.#array, this.#id)
+      if (states) watch(this, this.#array)
       else unwatch(this, this.#array)
     }
   }

@@ -415,3 +415,61 @@ test('fallbacks are counted on every path', async () => {
   const stats = breaker.getStats()
   assert.deepEqual([stats.failures, stats.rejections, stats.fallbacks], [2, 1, 3])
 })
+
+test('an isolation handle from before reset() releases nothing', () => {
+  const breaker = make({})
+  const stale = breaker.isolate()
+  breaker.reset()
+  const current = breaker.isolate()
+  stale.release()
+  assert.equal(breaker.getState(), 'OPEN', 'the new isolation still holds')
+  current.release()
+  assert.equal(breaker.getState(), 'CLOSED')
+})
+
+test('releasing an isolation through a disposed breaker throws instead of holding it forever', () => {
+  const array = createSharedArray()
+  const a = new CircuitBreaker(array, {})
+  const b = new CircuitBreaker(array, {})
+  const handle = a.isolate()
+  a.dispose()
+  assert.throws(() => handle.release(), TypeError)
+  assert.equal(b.getState(), 'OPEN')
+  b.reset()
+  assert.equal(b.getState(), 'CLOSED')
+})
+
+test('a timed task gets its own signal only if it declares a parameter', async () => {
+  const breaker = make({ timeout: 1000 })
+  assert.equal(await breaker.execute((...args) => args.length), 0, 'rest parameters declare none')
+  const signals = await Promise.all([breaker.execute(async (signal) => signal), breaker.execute(async (signal) => signal)])
+  assert.ok(signals[0] instanceof AbortSignal)
+  assert.notEqual(signals[0], signals[1], 'one signal per call')
+  assert.equal(signals[0].aborted, false, 'a call that settled in time is never aborted')
+})
+
+test('two breakers at different offsets of one buffer each hear only their own transitions', async () => {
+  const length = CircuitBreaker.arrayLength({})
+  const buffer = new SharedArrayBuffer(length * 2 * 4)
+  const a = new CircuitBreaker(new Int32Array(buffer, 0, length), { failureThreshold: 1 })
+  const c = new CircuitBreaker(new Int32Array(buffer, length * 4, length), { failureThreshold: 1 })
+  const heard = []
+  a.on('open', () => heard.push('a'))
+  c.on('open', () => heard.push('c'))
+  await c.execute(fail).catch(() => {})
+  await sleep(50)
+  assert.deepEqual(heard, ['c'])
+  await a.execute(fail).catch(() => {})
+  await sleep(50)
+  assert.deepEqual(heard, ['c', 'a'])
+})
+
+test('a listener added by a once listener hears the transition right after', async () => {
+  const breaker = make({ failureThreshold: 1, resetTimeout: 0 })
+  const heard = []
+  breaker.once('open', () => breaker.once('halfOpen', () => heard.push('halfOpen')))
+  await breaker.execute(fail).catch(() => {})
+  await breaker.execute(ok) // half-open, probe, close: all in one batch
+  await sleep(50)
+  assert.deepEqual(heard, ['halfOpen'])
+})

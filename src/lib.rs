@@ -777,18 +777,18 @@ pub fn force_half_open(id: u32) -> Result<()> {
 }
 
 /// Holds the breaker OPEN for every thread until released or reset.
+/// Returns the isolation's epoch, for `releaseIsolation`.
 #[napi]
-pub fn isolate(id: u32) -> Result<()> {
-    with(id, |i| {
-        i.breaker.isolate(now_ms());
-    })
+pub fn isolate(id: u32) -> Result<u32> {
+    with(id, |i| i.breaker.isolate(now_ms()).0)
 }
 
-/// Releases one isolation; the last one closes the breaker.
+/// Releases one isolation taken in `epoch`; the last one closes the breaker.
+/// An isolation from before a `reset` releases nothing.
 #[napi]
-pub fn release_isolation(id: u32) -> Result<()> {
+pub fn release_isolation(id: u32, epoch: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.release_isolation(now_ms());
+        i.breaker.release_isolation(epoch, now_ms());
     })
 }
 

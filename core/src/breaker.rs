@@ -278,8 +278,16 @@ impl Config {
                 let calls = integer_in("windowSize", calls, 1, crate::features::MAX_WINDOW_CALLS)?;
                 WindowSpec::Count { calls }
             };
-            let minimum_calls = policies.minimum_calls.unwrap_or(10.0);
-            let minimum_calls = integer_in("minimumCalls", minimum_calls, 1, i32::MAX as u32)?;
+            // A count window never holds more than its size: a larger
+            // minimum would never be reached. The default shrinks to fit.
+            let most = match window {
+                WindowSpec::Count { calls } => calls,
+                WindowSpec::Time { .. } => i32::MAX as u32,
+            };
+            let minimum_calls = match policies.minimum_calls {
+                Some(minimum) => integer_in("minimumCalls", minimum, 1, most)?,
+                None => 10.min(most),
+            };
             config.rate = Some(RatePolicy {
                 threshold_percent: percent,
                 minimum_calls,
@@ -288,14 +296,26 @@ impl Config {
             if !policies.consecutive_too {
                 config.failure_threshold = 0;
             }
-        } else if policies.window_buckets.is_some() || policies.window_size.is_some() {
+        } else {
+            let unused = [
+                ("windowSize", policies.window_size),
+                ("windowBuckets", policies.window_buckets),
+                ("minimumCalls", policies.minimum_calls),
+            ];
+            if let Some((name, Some(got))) = unused.into_iter().find(|(_, v)| v.is_some()) {
+                return Err(ConfigError::Option {
+                    name,
+                    expected: "used only with failureRateThreshold (undefined without it)"
+                        .to_string(),
+                    got,
+                });
+            }
+        }
+        if let (Some(got), None) = (policies.backoff_multiplier, policies.max_reset_timeout) {
             return Err(ConfigError::Option {
-                name: "windowSize",
-                expected: "used only with failureRateThreshold (undefined without it)".to_string(),
-                got: policies
-                    .window_size
-                    .or(policies.window_buckets)
-                    .unwrap_or(f64::NAN),
+                name: "backoffMultiplier",
+                expected: "used only with maxResetTimeout (undefined without it)".to_string(),
+                got,
             });
         }
         config.histogram = policies.histogram;
@@ -888,7 +908,7 @@ impl<C: Cells> Breaker<C> {
         // so that they or `count_failure`'s / `isolate`'s see the other.
         let run = self.cells.word(FAILURE_COUNT).fetch_add(0, AcqRel) as u32;
         let threshold = self.config.failure_threshold;
-        let isolated = self.cells.word(ISOLATIONS).fetch_add(0, AcqRel) > 0;
+        let isolated = self.cells.word(ISOLATIONS).fetch_add(0, AcqRel) & ISOLATION_COUNT > 0;
         // A disabled breaker never opens on failures (loom found `disable()`
         // closing a breaker that a racing failure had just opened, and this
         // reopening it on that failure's run).
@@ -948,9 +968,14 @@ impl<C: Cells> Breaker<C> {
         self.force_half_open_at(0)
     }
 
-    /// [`Breaker::force_half_open`], logged at `now_ms`.
+    /// [`Breaker::force_half_open`], logged at `now_ms`. An isolated breaker
+    /// stays OPEN: isolation wins.
     pub fn force_half_open_at(&self, now_ms: u64) -> Transition {
         loop {
+            if self.switches().isolations > 0 {
+                self.hold_open(now_ms);
+                return Transition::Opened;
+            }
             let word = self.control().load(Acquire);
             if self.swap_control(word, State::HalfOpen, now_ms).is_some() {
                 return Transition::HalfOpened;
@@ -959,29 +984,46 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Holds the breaker OPEN for every thread until every isolation is
-    /// released or the breaker is reset. Returns the transition, if it made one.
-    pub fn isolate(&self, now_ms: u64) -> Option<Transition> {
-        self.cells.word(ISOLATIONS).fetch_add(1, AcqRel);
-        self.hold_open(now_ms)
+    /// released or the breaker is reset. Returns the isolation's epoch (pass
+    /// it to [`Breaker::release_isolation`]) and the transition, if it made one.
+    pub fn isolate(&self, now_ms: u64) -> (u32, Option<Transition>) {
+        let taken = self
+            .cells
+            .word(ISOLATIONS)
+            .fetch_update(AcqRel, Acquire, |n| {
+                let count = (n & ISOLATION_COUNT).saturating_add(1).min(ISOLATION_COUNT);
+                Some((n & !ISOLATION_COUNT) | count)
+            })
+            .unwrap_or_else(|n| n);
+        (isolation_epoch(taken), self.hold_open(now_ms))
     }
 
-    /// Releases one isolation; the last one closes the breaker. Returns the
-    /// transition, if it made one.
-    pub fn release_isolation(&self, now_ms: u64) -> Option<Transition> {
+    /// Releases one isolation taken in `epoch`; the last one closes the
+    /// breaker. An isolation from before a `reset()` (another epoch) releases
+    /// nothing. Returns the transition, if it made one.
+    pub fn release_isolation(&self, epoch: u32, now_ms: u64) -> Option<Transition> {
         let released = self
             .cells
             .word(ISOLATIONS)
-            .fetch_update(AcqRel, Acquire, |n| (n > 0).then(|| n - 1));
+            .fetch_update(AcqRel, Acquire, |n| {
+                (isolation_epoch(n) == epoch && n & ISOLATION_COUNT > 0).then(|| n - 1)
+            });
         match released {
-            Ok(1) => self.close_now(now_ms),
+            Ok(n) if n & ISOLATION_COUNT == 1 => self.close_now(now_ms),
             _ => None,
         }
     }
 
     /// Closes the breaker and clears the run of failures, the backoff, the
-    /// window and every isolation. Lifetime counters are kept.
+    /// window and every isolation (a new isolation epoch begins, so handles
+    /// taken before release nothing). Lifetime counters are kept.
     pub fn reset(&self, now_ms: u64) -> Option<Transition> {
-        self.cells.word(ISOLATIONS).store(0, Release);
+        let _ = self
+            .cells
+            .word(ISOLATIONS)
+            .fetch_update(AcqRel, Acquire, |n| {
+                Some(((isolation_epoch(n) as i32 + 1) & ISOLATION_EPOCH_MASK) << 16)
+            });
         self.close_now(now_ms)
     }
 
@@ -1001,7 +1043,7 @@ impl<C: Cells> Breaker<C> {
     /// The shared switches.
     pub fn switches(&self) -> Control {
         Control {
-            isolations: self.cells.word(ISOLATIONS).load(Acquire).max(0) as u32,
+            isolations: (self.cells.word(ISOLATIONS).load(Acquire) & ISOLATION_COUNT) as u32,
             disabled: self.cells.word(MODE).load(Acquire) & MODE_DISABLED != 0,
             reopenings: self.cells.word(REOPENINGS).load(Relaxed).max(0) as u32,
         }
@@ -1225,6 +1267,14 @@ impl<C: Cells> Breaker<C> {
             .wide(stripe_slot(stripe.0, offset))
             .fetch_add(count, Relaxed);
     }
+}
+
+// ISOLATIONS: epoch:15 (bits 16..31) | count:16. `reset()` starts a new epoch.
+const ISOLATION_COUNT: i32 = 0xffff;
+const ISOLATION_EPOCH_MASK: i32 = 0x7fff;
+
+fn isolation_epoch(word: i32) -> u32 {
+    ((word >> 16) & ISOLATION_EPOCH_MASK) as u32
 }
 
 // Log entry info word: time:44 | actor:20.

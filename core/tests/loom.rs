@@ -863,7 +863,7 @@ fn control_model(disable: bool) -> impl Fn() + Sync + Send {
             );
         } else {
             assert_eq!(state, State::Open as u32, "isolated, yet not open");
-            b.release_isolation(T0);
+            b.release_isolation(0, T0);
             assert_eq!(
                 state_slot(&b),
                 State::Closed as u32,

@@ -158,24 +158,56 @@ fn isolation_holds_the_breaker_open_past_the_reset_timeout_until_released() {
     let c = config(5, 100, Policies::default());
     let memory = memory_for(&c);
     let b = breaker(&memory, c);
-    assert_eq!(b.isolate(T0), Some(Transition::Opened));
-    assert_eq!(b.isolate(T0), None, "a second isolation");
+    let (epoch, opened) = b.isolate(T0);
+    assert_eq!(opened, Some(Transition::Opened));
+    assert_eq!(b.isolate(T0), (epoch, None), "a second isolation");
     assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Reject);
     assert_eq!(b.state(T0 + 10_000), State::Open);
-    assert_eq!(b.release_isolation(T0 + 10_000), None, "one still held");
+    assert_eq!(
+        b.release_isolation(epoch, T0 + 10_000),
+        None,
+        "one still held"
+    );
     assert_eq!(b.admit(T0 + 10_000, OTHER), Admission::Reject);
     assert_eq!(
-        b.release_isolation(T0 + 10_000),
+        b.release_isolation(epoch, T0 + 10_000),
         Some(Transition::Closed),
         "the last release closes"
     );
     assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Run);
     assert_eq!(
-        b.release_isolation(T0),
+        b.release_isolation(epoch, T0),
         None,
         "releasing more than taken is harmless"
     );
     assert_eq!(b.switches().isolations, 0);
+}
+
+#[test]
+fn an_isolation_from_before_a_reset_releases_nothing() {
+    let c = config(5, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    let (stale, _) = b.isolate(T0);
+    b.reset(T0);
+    let (current, _) = b.isolate(T0);
+    assert_ne!(stale, current);
+    assert_eq!(b.release_isolation(stale, T0), None);
+    assert_eq!(b.state(T0), State::Open, "the new isolation still holds");
+    assert_eq!(b.release_isolation(current, T0), Some(Transition::Closed));
+}
+
+#[test]
+fn a_count_window_smaller_than_the_default_minimum_still_opens() {
+    let c = config(5, 100, rate(50.0, f64::NAN, 5.0));
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    let opened: Vec<_> = (0..5).map(|_| b.on_failure(T0, MAIN)).collect();
+    assert_eq!(
+        opened[4],
+        Some(Transition::Opened),
+        "the minimum shrinks to the window's 5"
+    );
 }
 
 #[test]
@@ -207,6 +239,11 @@ fn reset_closes_and_clears_isolations_failures_and_backoff() {
     assert_eq!(b.open_ms(), 200);
     b.isolate(T0 + 100);
     assert_eq!(b.reset(T0 + 101), Some(Transition::Closed));
+    assert_eq!(
+        b.state(T0 + 101),
+        State::Closed,
+        "the isolation ended with the reset"
+    );
     assert_eq!(b.state(T0 + 101), State::Closed);
     assert_eq!(b.consecutive_failures(), 0);
     assert_eq!(b.open_ms(), 100);
@@ -233,10 +270,11 @@ fn a_disabled_breaker_runs_everything_and_never_opens_but_counts() {
     assert_eq!(b.on_failure(T0, MAIN), Some(Transition::Opened));
 }
 
+/// A count-window rate policy; a NaN `minimum` leaves the default.
 fn rate(percent: f64, minimum: f64, window: f64) -> Policies {
     Policies {
         failure_rate_threshold: Some(percent),
-        minimum_calls: Some(minimum),
+        minimum_calls: (!minimum.is_nan()).then_some(minimum),
         window_size: Some(window),
         ..Policies::default()
     }
@@ -413,7 +451,7 @@ fn the_log_keeps_the_last_eight_transitions() {
 
 #[test]
 fn options_out_of_range_are_refused_with_their_names() {
-    let cases: [(Policies, &str); 7] = [
+    let cases: [(Policies, &str); 10] = [
         (
             Policies {
                 half_open_max_calls: Some(0.0),
@@ -438,6 +476,7 @@ fn options_out_of_range_are_refused_with_their_names() {
         (
             Policies {
                 backoff_multiplier: Some(0.5),
+                max_reset_timeout: Some(1000.0),
                 ..Policies::default()
             },
             "backoffMultiplier",
@@ -450,6 +489,21 @@ fn options_out_of_range_are_refused_with_their_names() {
                 ..Policies::default()
             },
             "windowSize",
+        ),
+        (rate(50.0, 11.0, 10.0), "minimumCalls"),
+        (
+            Policies {
+                minimum_calls: Some(5.0),
+                ..Policies::default()
+            },
+            "minimumCalls",
+        ),
+        (
+            Policies {
+                backoff_multiplier: Some(3.0),
+                ..Policies::default()
+            },
+            "backoffMultiplier",
         ),
     ];
     for (policies, name) in cases {
