@@ -1027,13 +1027,17 @@ class CircuitBreaker extends EventEmitter {
    * Lifetime counts (`getStats()`) are kept.
    */
   reset() {
-    native.reset(this.#live())
-    notifyTransition(this.#array)
+    this.#reset()
   }
 
   /** Same as `reset()`. */
   close() {
-    this.reset()
+    this.#reset()
+  }
+
+  #reset() {
+    native.reset(this.#live())
+    notifyTransition(this.#array)
   }
 
   /** Lets every call through in every thread, counting as usual but never opening. */
@@ -1080,6 +1084,10 @@ class CircuitBreaker extends EventEmitter {
    * thread's tick.
    */
   getStats() {
+    return this.#stats()
+  }
+
+  #stats() {
     publishWaiting()
     const s = native.stats(this.#live())
     const seconds = (micros) => micros / 1e6
@@ -1130,12 +1138,12 @@ class CircuitBreaker extends EventEmitter {
 
   /** `getStats()`, for `JSON.stringify`. */
   toJSON() {
-    return this.getStats()
+    return this.#stats()
   }
 
   /** This breaker's statistics in the Prometheus text format, labelled with its `name`. */
   metrics() {
-    return prometheusText([this.getStats()])
+    return prometheusText([this.#stats()])
   }
 
   get name() {
@@ -1163,6 +1171,12 @@ class CircuitBreaker extends EventEmitter {
     return this.#id
   }
 
+  // Throws a TypeError unless `this` is a CircuitBreaker (before EventEmitter
+  // code touches whatever `this` is).
+  #brand() {
+    return this.#config
+  }
+
   // Keeps the general path and the state watch in step with the listeners.
   #listenersChanged() {
     if (this.#array === DISPOSED) return
@@ -1186,6 +1200,7 @@ class CircuitBreaker extends EventEmitter {
   }
 
   on(event, listener) {
+    this.#brand()
     super.on(event, listener)
     this.#listenersChanged()
     return this
@@ -1196,12 +1211,14 @@ class CircuitBreaker extends EventEmitter {
   }
 
   prependListener(event, listener) {
+    this.#brand()
     super.prependListener(event, listener)
     this.#listenersChanged()
     return this
   }
 
   off(event, listener) {
+    this.#brand()
     super.off(event, listener)
     this.#listenersChanged()
     return this
@@ -1212,6 +1229,7 @@ class CircuitBreaker extends EventEmitter {
   }
 
   removeAllListeners(event) {
+    this.#brand()
     super.removeAllListeners(event)
     this.#listenersChanged()
     return this
