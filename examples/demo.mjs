@@ -45,16 +45,25 @@ async function fourWorkers() {
     (n) => new Worker(new URL(import.meta.url), { workerData: { n, array, health, started } }),
   )
   const reports = workers.map((w) => new Promise((resolve) => w.once('message', resolve)))
+  // The main thread makes no call; it hears every transition the workers make.
+  const watcher = new CircuitBreaker(array, 5, 300)
+  const workerOf = new Map(workers.map((w, i) => [w.threadId, i + 1]))
+  for (const event of ['open', 'halfOpen', 'close']) {
+    watcher.on(event, (change) => {
+      const by = workerOf.has(change.threadId) ? `worker ${workerOf.get(change.threadId)}` : `thread ${change.threadId}`
+      console.log(`   t=${change.time - started} ms  event '${event}' heard in the main thread (made by ${by})`)
+    })
+  }
   await sleep(200)
   console.log(`   t=${Date.now() - started} ms  dependency goes DOWN`)
   Atomics.store(health, 0, 0)
   await sleep(500)
   console.log(`   t=${Date.now() - started} ms  dependency comes back UP`)
   Atomics.store(health, 0, 1)
-  const breaker = new CircuitBreaker(array, 5, 300)
+  const breaker = watcher
   while (breaker.getState() !== 'CLOSED') await sleep(5)
-  console.log(`   t=${Date.now() - started} ms  breaker CLOSED again`)
   await sleep(100)
+  watcher.removeAllListeners()
   Atomics.store(health, 1, 1)
   const results = await Promise.all(reports)
   console.log()
@@ -74,6 +83,11 @@ async function fourWorkers() {
     console.log(`   worker ${p.n} probed at t=${p.at} ms -> ${p.outcome}`)
   }
   console.log(`   total requests in the shared buffer: ${breaker.getTotalRequestCount()}`)
+  const stats = breaker.getStats()
+  console.log(
+    `   getStats(): ${stats.successes} successes, ${stats.failures} failures, ${stats.rejections} rejections, ` +
+      `${stats.probes} probes, state ${stats.state}`,
+  )
   const expected = results.reduce((sum, r) => sum + r.calls, 0)
   if (breaker.getTotalRequestCount() !== expected) throw new Error('counts do not add up')
 }

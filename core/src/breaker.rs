@@ -759,8 +759,11 @@ impl<C: Cells> Breaker<C> {
                 // `disable()` may have closed the breaker just before this
                 // opened it: a read-modify-write, so that it or `disable`'s sees the other.
                 if self.cells.word(MODE).fetch_add(0, AcqRel) & MODE_DISABLED != 0 {
-                    self.swap_control(opened, State::Closed, now_ms);
-                    return None;
+                    // Undone: CLOSED again, but two transitions were logged,
+                    // so the caller is told (and tells the listeners).
+                    return self
+                        .swap_control(opened, State::Closed, now_ms)
+                        .map(|_| Transition::Closed);
                 }
                 return Some(Transition::Opened);
             }
