@@ -322,8 +322,11 @@ function loadVariant(name) {
         case 'ours-window': {
           const options = { ...base, failureRateThreshold: 50, windowType: 'count', windowSize: 100 }
           delete options.failureThreshold // the rate alone decides
-          if (failure) options.minimumCalls = HUGE_THRESHOLD
           const b = build(options)
+          // Failing calls must not open it: disabled, a breaker still counts
+          // every call, records it in the window and checks the rate; only
+          // the opening itself is skipped.
+          if (failure) b.disable()
           return make(b, () => () => {
             const s = stats(b)
             const calls = Math.min(100, s.requests)
