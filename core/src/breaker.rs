@@ -682,8 +682,8 @@ impl<C: Cells> Breaker<C> {
         }
     }
 
-    /// Adds `count` successes to the counters and nothing else: successes
-    /// published after the fact, whose effect on the run of failures was
+    /// Adds `count` successes to the counters and the window, and nothing
+    /// else: successes published after the fact, whose effect on the run of failures was
     /// already had when they happened (the run was 0 then). Unlike
     /// [`Breaker::on_successes`] it leaves the run alone, so failures counted
     /// since those successes still count.
@@ -1117,27 +1117,71 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// The log entry of the transition that made `generation`, if the log
-    /// still holds it (it keeps the last [`LOG_ENTRIES`]).
+    /// still holds it (it keeps the last [`LOG_ENTRIES`]) and its writer has
+    /// finished writing it.
     pub fn log_entry(&self, generation: u32) -> Option<LogEntry> {
-        let at = TRANSITION_LOG + (generation as usize % LOG_ENTRIES) * LOG_ENTRY_SLOTS;
+        let at = log_slot(generation);
         let head = self.cells.wide(at).load(Acquire);
+        if (head >> 32) as u32 != generation || head & LOG_WRITING != 0 {
+            return None;
+        }
         let info = self.cells.wide(at + 2).load(Acquire);
-        if self.cells.wide(at).load(Acquire) != head || (head >> 32) as u32 != generation {
+        if self.cells.wide(at).load(Acquire) != head || info >> TIME_BITS != log_tag(generation) {
             return None;
         }
         Some(LogEntry {
             generation,
-            state: State::from_raw(head as u32)?,
-            time_ms: info >> ACTOR_BITS,
-            actor: (info & ACTOR_MASK) as u32,
+            state: State::from_raw(head as u32 & LOG_STATE_MASK)?,
+            time_ms: info & TIME_MASK,
+            actor: (head as u32 >> LOG_ACTOR_SHIFT) & ACTOR_MASK as u32,
         })
     }
 
+    /// Writes the log entry of the transition that made `generation`. The
+    /// transitions call it right after moving the control word; it is public
+    /// so that tests can race a writer held up between the two.
+    ///
+    /// A writer can be held up for longer than [`LOG_ENTRIES`] transitions
+    /// (preempted, or its thread paused): the newest generation always keeps
+    /// the entry, so a late writer of an older one writes nothing. The entry
+    /// is claimed (head marked writing), then its info is written, then the
+    /// head is published; readers take only a published head whose info
+    /// carries its generation's tag.
+    pub fn log_transition(&self, generation: u32, state: State, now_ms: u64) {
+        let at = log_slot(generation);
+        let head = self.cells.wide(at);
+        let published = (u64::from(generation) << 32)
+            | u64::from(self.actor << LOG_ACTOR_SHIFT)
+            | u64::from(state as u32);
+        let claim = published | LOG_WRITING;
+        let mut seen = head.load(Acquire);
+        loop {
+            if !precedes((seen >> 32) as u32, generation) {
+                return;
+            }
+            match head.compare_exchange_weak(seen, claim, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(now) => seen = now,
+            }
+        }
+        let info = self.cells.wide(at + 2);
+        let mine = (log_tag(generation) << TIME_BITS) | (now_ms & TIME_MASK);
+        let mut seen = info.load(Acquire);
+        // A newer writer's info stays: that writer has claimed the head too.
+        while tag_precedes(seen >> TIME_BITS, log_tag(generation)) {
+            match info.compare_exchange_weak(seen, mine, AcqRel, Acquire) {
+                Ok(_) => break,
+                Err(now) => seen = now,
+            }
+        }
+        // Fails only if a newer writer claimed the entry meanwhile.
+        let _ = head.compare_exchange(claim, published, AcqRel, Relaxed);
+    }
+
     fn write_log(&self, word: u64, now_ms: u64) {
-        let at = TRANSITION_LOG + (generation(word) as usize % LOG_ENTRIES) * LOG_ENTRY_SLOTS;
-        let info = ((now_ms & TIME_MASK) << ACTOR_BITS) | u64::from(self.actor);
-        self.cells.wide(at + 2).store(info, Release);
-        self.cells.wide(at).store(word, Release);
+        if let Some(state) = State::from_raw(state_raw(word)) {
+            self.log_transition(generation(word), state, now_ms);
+        }
     }
 
     fn control(&self) -> &crate::cells::AtomicU64 {
@@ -1280,9 +1324,34 @@ fn isolation_epoch(word: i32) -> u32 {
     ((word >> 16) & ISOLATION_EPOCH_MASK) as u32
 }
 
-// Log entry info word: time:44 | actor:20.
+// Log entry, two 64-bit words.
+// Head: generation:32 | writing:1 | (unused):3 | actor:20 | state:8.
+// Info: tag:20 (the generation's low bits) | time:44.
 const ACTOR_BITS: u32 = 20;
 const ACTOR_MASK: u64 = (1 << ACTOR_BITS) - 1;
+const LOG_ACTOR_SHIFT: u32 = 8;
+const LOG_STATE_MASK: u32 = 0xff;
+const LOG_WRITING: u64 = 1 << 31;
+const LOG_TAG_MASK: u64 = (1 << (64 - TIME_BITS)) - 1;
+
+fn log_slot(generation: u32) -> usize {
+    TRANSITION_LOG + (generation as usize % LOG_ENTRIES) * LOG_ENTRY_SLOTS
+}
+
+fn log_tag(generation: u32) -> u64 {
+    u64::from(generation) & LOG_TAG_MASK
+}
+
+/// Whether generation `a` comes before `b` (wrapping: within 2^31 of each other).
+fn precedes(a: u32, b: u32) -> bool {
+    (b.wrapping_sub(a) as i32) > 0
+}
+
+/// [`precedes`] for log tags, which wrap at 2^20.
+fn tag_precedes(a: u64, b: u64) -> bool {
+    let distance = b.wrapping_sub(a) & LOG_TAG_MASK;
+    distance != 0 && distance <= LOG_TAG_MASK >> 1
+}
 
 /// Raises a timestamp to `now_ms`; writes nothing when it is already there.
 fn raise(slot: &crate::cells::AtomicU64, now_ms: u64) {

@@ -44,7 +44,7 @@ use breaker_core::{Totals, Transition};
 use loom::sync::Arc;
 use loom::thread;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
 use std::time::Instant;
 
 const INVALID_STATE: &str = "INVARIANT invalid-state: the STATE slot holds no valid state";
@@ -892,5 +892,84 @@ fn isolate_racing_the_opening_failure_leaves_the_breaker_open_2_threads() {
             None,
             control_model(false)
         ) > 1
+    );
+}
+
+// ---------------------------------------------------------------------------
+// The transition log: a writer held up past LOG_ENTRIES transitions races
+// the writer of the newest generation for the same entry, while a reader
+// (a listening thread) reads both generations.
+// ---------------------------------------------------------------------------
+
+const TORN_ENTRY: &str = "INVARIANT whole-entry: a log entry was read with another writer's parts";
+const NEWEST_LOST: &str = "INVARIANT newest-kept: the newest generation lost its log entry";
+
+type LogWrite = fn(&ModelBreaker, u32, State, u64);
+
+fn real_log_write(b: &ModelBreaker, generation: u32, state: State, now: u64) {
+    b.log_transition(generation, state, now);
+}
+
+/// The pre-fix writer: info, then head, whatever the entry held.
+fn broken_log_write(b: &ModelBreaker, generation: u32, state: State, now: u64) {
+    let at = breaker_core::layout::TRANSITION_LOG
+        + (generation as usize % breaker_core::layout::LOG_ENTRIES)
+            * breaker_core::layout::LOG_ENTRY_SLOTS;
+    let tag = u64::from(generation) & ((1 << 20) - 1);
+    b.cells().wide(at + 2).store(tag << 44 | now, Release);
+    b.cells()
+        .wide(at)
+        .store(u64::from(generation) << 32 | state as u64, Release);
+}
+
+/// Generation 1 (OPEN at T0+1) and generation 9 (HALF_OPEN at T0+9) share
+/// entry 1. Whatever the reader gets is a whole entry of the generation it
+/// asked for; once both writers are done, generation 9 holds the entry.
+fn log_model(write: LogWrite) -> impl Fn() + Sync + Send {
+    move || {
+        let b = breaker(1);
+        let writers: Vec<_> = [(1, State::Open), (9, State::HalfOpen)]
+            .into_iter()
+            .map(|(generation, state)| {
+                let b = b.clone();
+                thread::spawn(move || write(&b, generation, state, T0 + u64::from(generation)))
+            })
+            .collect();
+        for generation in [9, 1] {
+            if let Some(entry) = b.log_entry(generation) {
+                let want = if generation == 1 {
+                    State::Open
+                } else {
+                    State::HalfOpen
+                };
+                assert!(
+                    entry.state == want && entry.time_ms == T0 + u64::from(generation),
+                    "{TORN_ENTRY}: {entry:?}"
+                );
+            }
+        }
+        for writer in writers {
+            writer.join().expect("writer");
+        }
+        let newest = b.log_entry(9);
+        assert!(
+            newest.is_some_and(|e| e.state == State::HalfOpen && e.time_ms == T0 + 9),
+            "{NEWEST_LOST}: {newest:?}"
+        );
+        assert_eq!(b.log_entry(1), None, "generation 1 is overwritten");
+    }
+}
+
+#[test]
+fn a_held_up_log_writer_never_overwrites_the_newest_entry_3_threads() {
+    assert!(explore("log writers/3 threads", None, log_model(real_log_write)) > 1);
+}
+
+#[test]
+fn loom_catches_a_log_writer_that_overwrites_a_newer_entry() {
+    expect_violation(
+        "broken log writer/3 threads",
+        NEWEST_LOST,
+        log_model(broken_log_write),
     );
 }

@@ -4,9 +4,12 @@
 
 use breaker_core::breaker::{Marks, Policies};
 use breaker_core::features::{claim_features, FeaturesError};
+use breaker_core::layout::{LOG_ENTRY_SLOTS, TRANSITION_LOG};
 use breaker_core::{
-    claim_layout, Admission, Breaker, Config, OwnedSlots, Slots, State, Stripe, Ticket, Transition,
+    claim_layout, Admission, Breaker, Cells, Config, OwnedSlots, Slots, State, Stripe, Ticket,
+    Transition,
 };
+use std::sync::atomic::Ordering::Relaxed;
 
 const T0: u64 = 1_764_000_000_000;
 const MAIN: Stripe = Stripe::new(0);
@@ -447,6 +450,43 @@ fn the_log_keeps_the_last_eight_transitions() {
         );
     }
     assert_eq!(b.log_entry(g - 8), None, "overwritten");
+}
+
+#[test]
+fn a_log_writer_held_up_past_eight_transitions_writes_nothing() {
+    let c = config(1, 0, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c).with_actor(3);
+    for i in 0..12 {
+        b.force_half_open_at(T0 + i);
+    }
+    // Generation 4's writer comes back after generation 12 took its entry.
+    b.log_transition(4, State::Open, T0 + 500);
+    let kept = b
+        .log_entry(12)
+        .expect("the newest generation keeps its entry");
+    assert_eq!(
+        (kept.state, kept.time_ms, kept.actor),
+        (State::HalfOpen, T0 + 11, 3)
+    );
+    assert_eq!(b.log_entry(4), None);
+}
+
+#[test]
+fn a_log_entry_is_read_only_once_its_writer_has_finished() {
+    let c = config(1, 0, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    // Generation 9 was moved in the control word; its writer claims entry 1
+    // (head marked writing), writes the info (tag 9, time), then publishes.
+    let head = TRANSITION_LOG + LOG_ENTRY_SLOTS;
+    let published = (9u64 << 32) | State::Open as u64;
+    b.cells().wide(head).store(published | 1 << 31, Relaxed);
+    assert_eq!(b.log_entry(9), None, "claimed, info not written");
+    b.cells().wide(head + 2).store(9 << 44 | T0, Relaxed);
+    assert_eq!(b.log_entry(9), None, "info written, head not published");
+    b.cells().wide(head).store(published, Relaxed);
+    assert_eq!(b.log_entry(9).map(|e| e.time_ms), Some(T0));
 }
 
 #[test]
