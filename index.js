@@ -430,6 +430,7 @@ function watch(breaker, array) {
     breakers: new Set([breaker]),
     seen: Atomics.load(array, GENERATION) >>> 0,
     shared: array.buffer instanceof SharedArrayBuffer,
+    stall: undefined, // the log entry deliver() is waiting for, since when
   }
   let byOffset = watches.get(array.buffer)
   if (byOffset === undefined) watches.set(array.buffer, (byOffset = new Map()))
@@ -452,8 +453,11 @@ function wait(entry) {
   }
   const generation = Atomics.load(entry.array, GENERATION)
   if (generation >>> 0 !== entry.seen && !deliver(entry, generation >>> 0)) {
-    // A log entry not written yet: its transition is a moment old.
-    setImmediate(wait, entry)
+    // A log entry not written yet: its transition is a moment old. Retried
+    // at once a few times, then every millisecond (its writer may have been
+    // preempted), until deliver() gives up on it.
+    if (entry.stall.tries++ < 16) setImmediate(wait, entry)
+    else setTimeout(wait, 1, entry).unref()
     return
   }
   if (!entry.shared) {
@@ -471,6 +475,8 @@ let emitStateEvent
 
 const LOG_GENERATION = CircuitBreakerKeys.TRANSITION_LOG_0_HI
 const LOG_ENTRY_SLOTS = CircuitBreakerKeys.TRANSITION_LOG_1 - CircuitBreakerKeys.TRANSITION_LOG_0
+// How long a transition's log entry may stay unwritten before it is given up.
+const LOG_WRITE_GRACE_MS = 1000
 
 // Emits the transitions after `entry.seen` up to `generation`. Returns false
 // if it stopped at one whose log entry is not written yet (its generation
@@ -489,11 +495,18 @@ function deliver(entry, generation) {
     if (logged === null) {
       const slot = LOG_GENERATION + (g % LOG_ENTRIES) * LOG_ENTRY_SLOTS
       const behind = ((Atomics.load(entry.array, slot) >>> 0) - g) | 0
-      if (behind < 0) {
-        entry.seen = (g - 1) >>> 0
-        return false
+      if (behind <= 0) {
+        // Not written yet (older generation there) or being written (ours,
+        // not yet published).
+        if (entry.stall?.generation !== g) entry.stall = { generation: g, since: performance.now(), tries: 0 }
+        if (performance.now() - entry.stall.since < LOG_WRITE_GRACE_MS) {
+          entry.seen = (g - 1) >>> 0
+          return false
+        }
+        // Its writer never finished (its thread was killed mid-write): the
+        // transition is lost; later ones are still heard.
       }
-      // Overwritten already: more than LOG_ENTRIES transitions since.
+      // Else overwritten already: more than LOG_ENTRIES transitions since.
     }
     if (logged !== undefined && logged !== null) {
       const event = {
