@@ -435,7 +435,9 @@ function watch(breaker, array) {
   let byOffset = watches.get(array.buffer)
   if (byOffset === undefined) watches.set(array.buffer, (byOffset = new Map()))
   byOffset.set(array.byteOffset, entry)
-  wait(entry)
+  // Never delivers from inside on(): a transition made since `seen` is
+  // heard a tick later, once the caller has attached all its listeners.
+  park(entry, entry.seen)
 }
 
 // The entry stays, with its waiter, until that waiter wakes and finds nobody
@@ -460,11 +462,16 @@ function wait(entry) {
     else setTimeout(wait, 1, entry).unref()
     return
   }
+  park(entry, generation)
+}
+
+// Comes back to wait() once GENERATION is no longer `generation`.
+function park(entry, generation) {
   if (!entry.shared) {
     setTimeout(wait, POLL_MS, entry).unref()
     return
   }
-  const result = Atomics.waitAsync(entry.array, GENERATION, generation)
+  const result = Atomics.waitAsync(entry.array, GENERATION, generation | 0)
   if (result.async) result.value.then(() => wait(entry))
   else setImmediate(wait, entry)
 }
