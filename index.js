@@ -510,8 +510,8 @@ function deliver(entry, generation) {
           entry.seen = (g - 1) >>> 0
           return false
         }
-        // Its writer never finished (its thread was killed mid-write): the
-        // transition is lost; later ones are still heard.
+        // Its writer never finished (a process killed mid-write, over a
+        // breaker file): the transition is lost; later ones are still heard.
       }
       // Else overwritten already: more than LOG_ENTRIES transitions since.
     }

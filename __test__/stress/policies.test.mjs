@@ -34,6 +34,7 @@ import { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
 import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray } from 'circuit-breaker-js'
 import { CTL, GENERATIONS, STATS, listen, newControl, newRecord, noteState, watcher } from '../fixtures/stress-policies-record.mjs'
+import { sleep, within } from '../fixtures/policy-harness.mjs'
 
 const WORKER = new URL('../fixtures/stress-policies-worker.mjs', import.meta.url)
 const { CLOSED, OPEN, HALF_OPEN } = CircuitBreakerStates
@@ -50,19 +51,7 @@ const WINDOW_CALLS = Number(process.env.STRESS_WINDOW_CALLS ?? 300_000)
 const PROBE_OPTIONS = { failureThreshold: 3, resetTimeout: 2, halfOpenMaxCalls: 3, successThreshold: 2 }
 const EXPECT = { maxProbes: 3, successes: 2 }
 
-const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const between = (low, high) => low + Math.floor(Math.random() * (high - low + 1))
-
-// Resolves with `promise`, or rejects after `ms` saying what did not happen.
-function within(promise, ms, what) {
-  let timer
-  return Promise.race([
-    promise.finally(() => clearTimeout(timer)),
-    new Promise((_, reject) => {
-      timer = setTimeout(() => reject(new Error(`${what} (waited ${ms} ms)`)), ms)
-    }),
-  ])
-}
 
 // A worker and its messages in order: the first says it is ready.
 function start(workerData) {

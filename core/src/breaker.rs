@@ -683,8 +683,8 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Adds `count` successes to the counters and the window, and nothing
-    /// else: successes published after the fact, whose effect on the run of failures was
-    /// already had when they happened (the run was 0 then). Unlike
+    /// else: successes published after the fact, whose effect on the run of
+    /// failures was already had when they happened (the run was 0 then). Unlike
     /// [`Breaker::on_successes`] it leaves the run alone, so failures counted
     /// since those successes still count.
     pub fn publish_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
