@@ -1,4 +1,4 @@
-// Types of circuit-breaker-js, hand-written for the facade in index.js.
+// Types of circuit-breaker-js, hand-written for the facade in lib/.
 
 /**
  * Slot name -> index in the shared `Int32Array`. Frozen.

@@ -5,13 +5,13 @@
 //
 // Other platforms are played by a preload that changes `process.platform`,
 // `process.arch` and what /usr/bin/ldd says (both the generated loader and
-// native.js read it to tell musl from glibc). The error must name the
+// lib/native.js read it to tell musl from glibc). The error must name the
 // package the generated loader really tried: the test finds that name in
 // the loader's own errors, in `cause`.
 import { test, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
-import { copyFileSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
+import { copyFileSync, cpSync, existsSync, mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath, pathToFileURL } from 'node:url'
@@ -66,7 +66,7 @@ function packageCopy({ platformPackage, binary, sourceCheckout = false } = {}) {
   const dir = path.join(scratch, `copy-${++copies}`)
   const pkgDir = path.join(dir, 'node_modules', packageName)
   mkdirSync(pkgDir, { recursive: true })
-  for (const file of config.pkg.files) copyFileSync(path.join(root, file), path.join(pkgDir, file))
+  for (const file of config.pkg.files) cpSync(path.join(root, file), path.join(pkgDir, file), { recursive: true })
   writeFileSync(path.join(pkgDir, 'package.json'), JSON.stringify(publishedManifest(config), null, 2))
   if (sourceCheckout) writeFileSync(path.join(pkgDir, 'Cargo.toml'), '')
   if (platformPackage) {

@@ -8,10 +8,10 @@ import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import parsePrometheus from 'parse-prometheus-text-format'
 import client from 'prom-client'
-import { prometheusText, registerPrometheus } from '../metrics.js'
+import { prometheusText, registerPrometheus } from '../lib/metrics.js'
 
 const { Registry, Counter } = client
-const metricsFile = fileURLToPath(new URL('../metrics.js', import.meta.url))
+const metricsFile = fileURLToPath(new URL('../lib/metrics.js', import.meta.url))
 
 const COUNTERS = {
   requests: 'circuit_breaker_requests_total',

@@ -387,6 +387,19 @@ describe('events, stats and metrics', () => {
     ])
   })
 
+  // A timed-out call ends the way a settled one does: its latency (the
+  // timeout) in the histogram, a failure in the counts, its events.
+  test('a call that times out is timed, counted and heard like one that failed', async () => {
+    const breaker = make({ timeout: 20, histogram: true, failureThreshold: 5 })
+    const seen = []
+    for (const event of ['success', 'failure', 'timeout']) breaker.on(event, (error, ms) => seen.push([event, error.code, ms]))
+    await assert.rejects(breaker.execute(never), { code: 'ERR_CIRCUIT_TIMEOUT' })
+    assert.deepEqual(seen, [['timeout', 'ERR_CIRCUIT_TIMEOUT', 20], ['failure', 'ERR_CIRCUIT_TIMEOUT', 20]])
+    const stats = breaker.getStats()
+    assert.deepEqual([stats.requests, stats.failures, stats.timeouts, stats.latency.count], [1, 1, 1, 1])
+    assert.equal(stats.latency.max, 0.02)
+  })
+
   test('getStats() is a plain object, toJSON() serialises it, metrics() parses as Prometheus text', async () => {
     const breaker = make({ name: 'payments', histogram: true, failureThreshold: 3 })
     await breaker.execute(() => sleep(5).then(() => 'ok'))

@@ -165,7 +165,7 @@ describe('constructor', () => {
     ['a negative timeout', [null, 5, -1], RangeError, /resetTimeout must be a finite number .* got -1/],
     ['an infinite timeout', [null, 5, Infinity], RangeError, /resetTimeout .* got inf/],
     ['an openFallback that is not a function', [null, 5, 1000, 'fallback'], TypeError, /openFallback must be a function, got the string/],
-    ['a failureFallback that is not a function', [null, 5, 1000, undefined, 42], TypeError, /failureFallback must be a function, got number 42/],
+    ['a failureFallback that is not a function', [null, 5, 1000, undefined, 42], TypeError, /failureFallback must be a function, got the number 42/],
   ]
   for (const [what, args, ErrorClass, message] of bad) {
     test(`throws ${ErrorClass.name} for ${what}`, () => {
@@ -194,6 +194,54 @@ describe('constructor', () => {
     })
     const proxy = new Proxy({}, { get: () => { throw Symbol('odd') } })
     assert.throws(() => new CircuitBreaker(newArray(), proxy), /^TypeError: options\.failureThreshold could not be read: Symbol\(odd\)$/)
+  })
+
+  // The CLOSED fast path and the general path (options or listeners that
+  // need a call record) each read the shared STATE slot once before the task.
+  test('a call reads STATE once before its task, on the fast and the general path', async () => {
+    const load = Atomics.load
+    let reads = 0
+    Atomics.load = (array, index) => {
+      if (index === CircuitBreakerKeys.STATE) reads++
+      return load(array, index)
+    }
+    try {
+      const cases = [{}, { timeout: 1000 }, { errorFilter: () => false }, { failureRateThreshold: 50 }, { listen: true }]
+      for (const { listen, ...options } of cases) {
+        const breaker = new CircuitBreaker(createSharedArray(options), { failureThreshold: 5, ...options })
+        if (listen) breaker.on('success', () => {})
+        reads = 0
+        let readsBeforeTask
+        const call = breaker.execute(async () => {
+          readsBeforeTask = reads
+        })
+        await call
+        assert.equal(readsBeforeTask, 1, `STATE reads before the task with ${JSON.stringify({ listen, ...options })}`)
+        breaker.dispose()
+      }
+    } finally {
+      Atomics.load = load
+    }
+  })
+
+  test('a message says what it got without being thrown off by it: proxies and getters that throw', async () => {
+    const trap = () => {
+      throw new Error('trap')
+    }
+    const hostile = new Proxy({}, { getPrototypeOf: trap, get: trap })
+    const unnamed = Object.defineProperty(() => {}, 'name', { get: trap })
+    const revoked = Proxy.revocable([], {})
+    revoked.revoke()
+    const breaker = new CircuitBreaker(newArray(), 5, 1000)
+    for (const [value, said] of [[hostile, 'an object'], [revoked.proxy, 'an object'], [new Map(), 'an instance of Map'], [42, 'the number 42']]) {
+      await assert.rejects(breaker.execute(value), (error) => {
+        assert.ok(error instanceof TypeError)
+        assert.equal(error.message, `task must be a function, got ${said}`)
+        return true
+      })
+    }
+    assert.throws(() => new CircuitBreaker(newArray(), { name: hostile }), /^TypeError: name must be a string, got an object$/)
+    assert.throws(() => new CircuitBreaker(newArray(), { name: unnamed }), /^TypeError: name must be a string, got a function$/)
   })
 
   test('a buffer that holds something else is refused and left untouched', () => {

@@ -36,8 +36,13 @@ import {
 import { formatBytes, npm, readTarball } from './util.mjs'
 
 // The main package ships these and nothing else (npm adds package.json and
-// the README itself; a LICENSE file too once there is one).
-const MAIN_FILES = ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'native.js', 'metrics.js', 'binding.js', 'binding.d.ts']
+// the README itself; a LICENSE file too once there is one): the entry
+// points, their types, the generated loader, and every file of the facade
+// in lib/.
+const LIB_FILES = readdirSync(path.join(repoRoot, 'lib'))
+  .filter((file) => file.endsWith('.js'))
+  .map((file) => `lib/${file}`)
+const MAIN_FILES = ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'binding.js', 'binding.d.ts', ...LIB_FILES]
 const ALWAYS = ['package.json', 'README.md']
 const INSTALL_HOOKS = ['preinstall', 'install', 'postinstall']
 // Never copied into the staged package: big, generated, or not files.

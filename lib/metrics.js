@@ -14,12 +14,11 @@
 // output (two samples with the same labels would make the output invalid), so
 // a duplicate is a TypeError, not something silently merged.
 
-const STATES = [
-  ['CLOSED', 'closed'],
-  ['OPEN', 'open'],
-  ['HALF_OPEN', 'half_open'],
-]
-const STATE_NAMES = STATES.map(([state]) => state)
+const { STATE_NAMES } = require('./constants.js')
+const { describe } = require('./describe.js')
+
+// Each state's name and its `state` label: ['HALF_OPEN', 'half_open'], ...
+const STATES = STATE_NAMES.map((state) => [state, state.toLowerCase()])
 
 const COUNTER_FIELDS = [
   'requests', 'successes', 'failures', 'rejections', 'timeouts',
@@ -119,27 +118,6 @@ const FAMILIES = [
 
 // ---------------------------------------------------------------------------
 // Validation
-
-function describe(value) {
-  if (value === null) return 'null'
-  if (Array.isArray(value)) return `an array of length ${value.length}`
-  switch (typeof value) {
-    case 'undefined': return 'undefined'
-    case 'string': {
-      const text = JSON.stringify(value)
-      return `the string ${text.length > 60 ? `${text.slice(0, 57)}..."` : text}`
-    }
-    case 'number': return `the number ${Object.is(value, -0) ? '-0' : String(value)}`
-    case 'bigint': return `the bigint ${value}n`
-    case 'boolean': return `${value}`
-    case 'symbol': return `the symbol ${String(value)}`
-    case 'function': return `a function${value.name ? ` ${value.name}` : ''}`
-    default: {
-      const ctor = Object.getPrototypeOf(value)?.constructor?.name
-      return ctor && ctor !== 'Object' ? `an instance of ${ctor}` : 'an object'
-    }
-  }
-}
 
 function typeError(where, expected, received) {
   return new TypeError(`${where} must be ${expected}, got ${describe(received)}`)

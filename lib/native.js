@@ -1,7 +1,7 @@
 'use strict'
 
 // Loads the native addon for this platform through the loader that
-// `napi build` generates (`binding.js`). When that fails, the error names the
+// `napi build` generates (`binding.js`, in the package root). When that fails, the error names the
 // package that holds this platform's binary, the platform it looked for, and
 // what to do about it.
 //
@@ -12,9 +12,13 @@
 const { existsSync, readFileSync } = require('fs')
 const path = require('path')
 
+// The package root: where `binding.js`, package.json and (in a source
+// checkout) Cargo.toml are.
+const ROOT = path.join(__dirname, '..')
+
 function loadNative() {
   try {
-    return require('./binding.js')
+    return require('../binding.js')
   } catch (cause) {
     let message
     try {
@@ -95,7 +99,7 @@ function describeLoadFailure(cause) {
   const version = pkg.version || '?'
   const here = `${process.platform}-${process.arch}`
   const target = platformArchAbi()
-  const sourceCheckout = existsSync(path.join(__dirname, 'Cargo.toml'))
+  const sourceCheckout = existsSync(path.join(ROOT, 'Cargo.toml'))
   const buildFromSource =
     'build it from source: in a clone of the repository, with Rust installed, `npm install` ' +
     '(or `npm run build`) compiles the addon for this machine'
@@ -115,7 +119,7 @@ function describeLoadFailure(cause) {
   const binaryPackage = `${name}-${target}`
   if (sourceCheckout) {
     return (
-      `${name}: no native binary for ${target} in this source checkout (${__dirname}). ` +
+      `${name}: no native binary for ${target} in this source checkout (${ROOT}). ` +
       'Build it with `npm run build` (needs Rust), or run `npm install`, which builds it.'
     )
   }
@@ -160,13 +164,14 @@ function describeLoadFailure(cause) {
 
 function readOwnPackageJson() {
   try {
-    return JSON.parse(readFileSync(path.join(__dirname, 'package.json'), 'utf8'))
+    return JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8'))
   } catch {
     return {}
   }
 }
 
-// Resolved from this file, as `binding.js` (in the same folder) resolves it.
+// Resolved from this folder, which finds the same packages as `binding.js`
+// (in the folder above) does.
 function findInstalledPackage(packageName) {
   try {
     const manifest = require.resolve(`${packageName}/package.json`)

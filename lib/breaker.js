@@ -1,0 +1,418 @@
+'use strict'
+
+// The class: its CLOSED fast path, the admission of other calls, the
+// overrides, the counters and the listeners. Every state transition is
+// decided in Rust; `execute` reads the STATE slot to take the CLOSED path
+// without a native call before the task runs. The general path (options or
+// listeners that need a call record) is in general.js.
+
+const { EventEmitter } = require('node:events')
+const { threadId } = require('node:worker_threads')
+const native = require('./native.js')
+const { ADMIT_REJECT, ADMIT_RUN, CircuitBreakerStates, MARK_FALLBACK, STATE_NAMES } = require('./constants.js')
+const { DISPOSED, STATE } = require('./slots.js')
+const { describe } = require('./describe.js')
+const { OPEN_REJECTION, circuitOpenError, disposedError } = require('./errors.js')
+const { arrayLength, createSharedArray, needsGeneralPath, readOptions } = require('./options.js')
+const { openBreakerFile } = require('./files.js')
+const { publishWaiting, successBatch } = require('./batching.js')
+const { afterTransition, TRANSITION_UNKNOWN, unwatch, watch } = require('./watch.js')
+const { BreakerContext } = require('./context.js')
+const { GeneralPath } = require('./general.js')
+const { statsObject } = require('./stats.js')
+const { prometheusText } = require('./metrics.js')
+
+const CLOSED = CircuitBreakerStates.CLOSED
+const STATE_EVENTS = ['open', 'halfOpen', 'close']
+const CALL_EVENTS = ['success', 'failure', 'reject', 'timeout', 'fallback']
+
+/**
+ * A circuit breaker whose whole state lives in a shared `Int32Array`: every
+ * breaker built over the same buffer, in any worker thread, shares one
+ * failure count, one state and one half-open probe.
+ */
+class CircuitBreaker extends EventEmitter {
+  // What `execute` reads: the array, DISPOSED once disposed.
+  #gate
+  // The id, the array and the options, shared with the general path, the
+  // success batch and the state watch.
+  #context
+  #failureThreshold
+  #resetTimeout
+  #openFallback
+  #failureFallback
+  #onSuccess
+  #onFailure
+  #config
+  // The general path, and whether the options or listeners need it.
+  #calls
+  #general = false
+  #stateListeners = false
+
+  constructor(sharedArray, failureThreshold, resetTimeout, openFallback, failureFallback) {
+    super()
+    const config = readOptions(failureThreshold, resetTimeout, openFallback, failureFallback)
+    this.#config = config
+    this.#failureThreshold = config.failureThreshold
+    this.#resetTimeout = config.resetTimeout
+    this.#openFallback = config.openFallback
+    this.#failureFallback = config.failureFallback
+    // Validates the array (TypeError / RangeError) and the numbers (RangeError).
+    const id = native.create(
+      this,
+      sharedArray,
+      config.failureThreshold,
+      config.resetTimeout,
+      config.policies,
+      threadId,
+    )
+    // Every handler below names `context`, which holds `this`: while a call
+    // is pending or a count is waiting, the breaker (and so its native
+    // handle) cannot be collected.
+    const context = new BreakerContext(this, id, sharedArray, config)
+    this.#context = context
+    const batch = successBatch(context)
+    this.#calls = new GeneralPath(context, batch)
+    const recordSuccess = batch.recordSuccess
+    const failureMarks = this.#failureFallback === undefined ? 0 : MARK_FALLBACK
+    const failed = () => {
+      if (context.array !== DISPOSED) afterTransition(context.array, native.failure(context.id, failureMarks))
+    }
+    if (this.#failureFallback === undefined) {
+      // The caller gets the task's own promise; these only observe it.
+      this.#onSuccess = recordSuccess
+      this.#onFailure = failed
+    } else {
+      this.#onSuccess = (value) => {
+        recordSuccess()
+        return value
+      }
+      this.#onFailure = (error) => {
+        failed()
+        return this.#failureFallback(error)
+      }
+    }
+    this.#general = needsGeneralPath(config, false)
+    this.#gate = sharedArray
+  }
+
+  /**
+   * A breaker over the breaker file at `path` (see `openBreakerFile`, whose
+   * `create` and `mode` options it takes besides the breaker's own).
+   */
+  static fromFile(path, options) {
+    // The breaker's own options are checked before any file is created.
+    const breakerOptions = typeof options === 'object' && options !== null ? options : undefined
+    new CircuitBreaker(createSharedArray(breakerOptions), options ?? {}).dispose()
+    return new CircuitBreaker(openBreakerFile(path, options), options ?? {})
+  }
+
+  /** See the exported `arrayLength`. */
+  static arrayLength(options) {
+    return arrayLength(options)
+  }
+
+  /**
+   * Runs `task` if the circuit lets it through. Resolves with its value, or
+   * with a fallback's; rejects with its error or a `CircuitOpenError`.
+   */
+  execute(task) {
+    if (typeof task !== 'function') {
+      return Promise.reject(new TypeError(`task must be a function, got ${describe(task)}`))
+    }
+    // The general path reads STATE itself. It is entered from here, not
+    // through a helper: one stack frame fewer for the errors its tasks make.
+    if (this.#general) return this.#calls.execute(task)
+    if (Atomics.load(this.#gate, STATE) !== CLOSED) return this.#admit(task)
+    // CLOSED. The task is called from this frame rather than from a helper:
+    // an Error the task makes captures one stack frame fewer, which in V8 is
+    // worth ~0.5 µs a failure.
+    // Promise.resolve() inside the try: a returned promise whose
+    // `constructor` getter throws is a failure of the task, not of execute.
+    let promise
+    try {
+      promise = Promise.resolve(task())
+    } catch (error) {
+      return this.#settleThrown(error, this.#onFailure)
+    }
+    if (this.#failureFallback !== undefined) return promise.then(this.#onSuccess, this.#onFailure)
+    promise.then(this.#onSuccess, this.#onFailure)
+    return promise
+  }
+
+  #admit(task) {
+    const context = this.#context
+    if (context.array === DISPOSED) return Promise.reject(disposedError())
+    const decision = context.decide()
+    if (decision === ADMIT_RUN) return this.#run(task, this.#onSuccess, this.#onFailure)
+    if (decision === ADMIT_REJECT) return this.#reject()
+    // The handlers name `this`, so a pending probe keeps its breaker (and so
+    // its native handle) alive until it reports.
+    return this.#run(
+      task,
+      (value) => {
+        this.#context.probeResult(decision, 1, 0)
+        return value
+      },
+      (error) => {
+        this.#context.probeResult(decision, 0, this.#failureFallback === undefined ? 0 : MARK_FALLBACK)
+        return this.#failureFallback === undefined ? undefined : this.#failureFallback(error)
+      },
+    )
+  }
+
+  // Calls the task and hands its outcome to the handlers. Without a
+  // failureFallback the handlers only record, and the caller gets the task's
+  // own promise: no second promise to wait through, and a failure reaches
+  // the caller without being thrown again. With one, the caller gets the
+  // handlers' promise, which resolves with the fallback's result.
+  #run(task, onSuccess, onFailure) {
+    let promise
+    try {
+      promise = Promise.resolve(task())
+    } catch (error) {
+      return this.#settleThrown(error, onFailure)
+    }
+    if (this.#failureFallback !== undefined) return promise.then(onSuccess, onFailure)
+    promise.then(onSuccess, onFailure)
+    return promise
+  }
+
+  // A task that threw instead of returning a promise.
+  #settleThrown(error, onFailure) {
+    try {
+      const fallen = onFailure(error)
+      return this.#failureFallback === undefined ? Promise.reject(error) : Promise.resolve(fallen)
+    } catch (fallbackError) {
+      return Promise.reject(fallbackError)
+    }
+  }
+
+  // Rejects a microtask later, when the caller's handler is attached: see
+  // OPEN_REJECTION.
+  #reject() {
+    if (this.#openFallback === undefined) return Promise.resolve(OPEN_REJECTION)
+    try {
+      return Promise.resolve(this.#openFallback(circuitOpenError()))
+    } catch (fallbackError) {
+      return Promise.reject(fallbackError)
+    }
+  }
+
+  /** `'CLOSED' | 'OPEN' | 'HALF_OPEN'`: `'HALF_OPEN'` as soon as a call would probe. */
+  getState() {
+    return STATE_NAMES[native.state(this.#live())]
+  }
+
+  /** The `SharedArrayBuffer` under the array. */
+  getSharedBuffer() {
+    this.#live()
+    return this.#context.array.buffer
+  }
+
+  /** Forces HALF_OPEN in every thread: the next caller, anywhere, probes. */
+  transitionToHalfOpen() {
+    native.forceHalfOpen(this.#live())
+    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+  }
+
+  /**
+   * Holds the breaker OPEN for every thread sharing it until the returned
+   * handle is released (by every isolation taken) or `reset()` is called.
+   */
+  isolate() {
+    const epoch = native.isolate(this.#live())
+    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    let released = false
+    const release = () => {
+      if (released) return
+      // Released through a disposed breaker, the isolation would hold every
+      // thread forever: say so. (`reset()` through any breaker ends it.)
+      native.releaseIsolation(this.#live(), epoch)
+      released = true
+      afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    }
+    const handle = { release }
+    if (typeof Symbol.dispose === 'symbol') handle[Symbol.dispose] = release
+    return handle
+  }
+
+  /**
+   * Closes the breaker for every thread and starts over: the run of
+   * failures, the window, the backoff and every isolation are cleared.
+   * Lifetime counts (`getStats()`) are kept.
+   */
+  reset() {
+    this.#reset()
+  }
+
+  /** Same as `reset()`. */
+  close() {
+    this.#reset()
+  }
+
+  #reset() {
+    native.reset(this.#live())
+    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+  }
+
+  /** Lets every call through in every thread, counting as usual but never opening. */
+  disable() {
+    native.setDisabled(this.#live(), true)
+    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+  }
+
+  /** Undoes `disable()` for every thread. */
+  enable() {
+    native.setDisabled(this.#live(), false)
+  }
+
+  /** Calls that settled or were rejected, in every thread sharing the buffer. */
+  getTotalRequestCount() {
+    return this.#totals().requests
+  }
+
+  /** Calls that succeeded, in every thread sharing the buffer. */
+  getSuccessCount() {
+    return this.#totals().successes
+  }
+
+  /** `Date.now()`-scale time of the last failure anywhere, or 0. */
+  getLastFailureTime() {
+    return this.#totals().lastFailureTime
+  }
+
+  /** `Date.now()`-scale time of the last success anywhere, or 0. */
+  getLastSuccessTime() {
+    return this.#totals().lastSuccessTime
+  }
+
+  // This thread's own successes are published first, so a thread always
+  // reads its own calls; other threads' arrive by the end of their tick.
+  #totals() {
+    publishWaiting()
+    return native.totals(this.#live())
+  }
+
+  /**
+   * Everything the breaker knows, summed over every thread sharing it, as a
+   * plain object. Another thread's successes reach it by the end of that
+   * thread's tick.
+   */
+  getStats() {
+    return this.#stats()
+  }
+
+  #stats() {
+    publishWaiting()
+    return statsObject(this.#config.name, native.stats(this.#live()))
+  }
+
+  /** `getStats()`, for `JSON.stringify`. */
+  toJSON() {
+    return this.#stats()
+  }
+
+  /** This breaker's statistics in the Prometheus text format, labelled with its `name`. */
+  metrics() {
+    return prometheusText([this.#stats()])
+  }
+
+  get name() {
+    return this.#config.name
+  }
+
+  #live() {
+    if (this.#context.array === DISPOSED) throw disposedError()
+    return this.#context.id
+  }
+
+  // Throws a TypeError unless `this` is a CircuitBreaker (before EventEmitter
+  // code touches whatever `this` is).
+  #brand() {
+    return this.#config
+  }
+
+  // Keeps the general path and the state watch in step with the listeners.
+  #listenersChanged() {
+    const context = this.#context
+    if (context.array === DISPOSED) return
+    const calls = CALL_EVENTS.some((event) => this.listenerCount(event) > 0)
+    const states = STATE_EVENTS.some((event) => this.listenerCount(event) > 0)
+    this.#calls.callListeners = calls
+    this.#general = needsGeneralPath(context.config, calls)
+    if (states !== this.#stateListeners) {
+      this.#stateListeners = states
+      if (states) watch(context, context.array)
+      else unwatch(context, context.array)
+    }
+  }
+
+  on(event, listener) {
+    this.#brand()
+    super.on(event, listener)
+    this.#listenersChanged()
+    return this
+  }
+
+  addListener(event, listener) {
+    return this.on(event, listener)
+  }
+
+  prependListener(event, listener) {
+    this.#brand()
+    super.prependListener(event, listener)
+    this.#listenersChanged()
+    return this
+  }
+
+  off(event, listener) {
+    this.#brand()
+    super.off(event, listener)
+    this.#listenersChanged()
+    return this
+  }
+
+  removeListener(event, listener) {
+    return this.off(event, listener)
+  }
+
+  removeAllListeners(event) {
+    this.#brand()
+    super.removeAllListeners(event)
+    this.#listenersChanged()
+    return this
+  }
+
+  /**
+   * Frees this breaker's native side now rather than when it is collected:
+   * its handle, its hold on the array and, over a breaker file, its share of
+   * the mapping. The shared state is left as it is (other breakers over the
+   * buffer go on). Afterwards `execute` rejects and the other methods throw a
+   * `TypeError`; calls still running are not counted. Idempotent.
+   */
+  dispose() {
+    const context = this.#context
+    if (context.array === DISPOSED) return
+    publishWaiting()
+    if (this.#stateListeners) unwatch(context, context.array)
+    this.#stateListeners = false
+    context.array = DISPOSED
+    this.#gate = DISPOSED
+    native.dispose(this)
+  }
+
+  get failureThreshold() {
+    return this.#failureThreshold
+  }
+
+  get resetTimeout() {
+    return this.#resetTimeout
+  }
+}
+
+if (typeof Symbol.dispose === 'symbol') {
+  CircuitBreaker.prototype[Symbol.dispose] = CircuitBreaker.prototype.dispose
+}
+
+module.exports = { CircuitBreaker }

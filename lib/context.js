@@ -1,0 +1,63 @@
+'use strict'
+
+// What the parts of one breaker share. The class keeps its fields private;
+// the general path, the success batch and the state watch get this object
+// instead, built by the constructor.
+
+const native = require('./native.js')
+const { DISPOSED, GENERATION } = require('./slots.js')
+const { afterTransition } = require('./watch.js')
+
+class BreakerContext {
+  /**
+   * Holds the breaker itself: whatever holds the context (a pending call's
+   * handlers, a waiting success count, the state watch) keeps the breaker,
+   * and so its native handle, alive.
+   */
+  constructor(breaker, id, array, config) {
+    this.breaker = breaker
+    this.id = id
+    // The array; DISPOSED once disposed.
+    this.array = array
+    this.config = config
+  }
+
+  // Asks the core whether a call may run; tells other threads' listeners
+  // when that made a transition.
+  // TODO(lead): `native.admit` does not say whether it made a transition;
+  // until it does, GENERATION before and after tell.
+  decide() {
+    const before = Atomics.load(this.array, GENERATION)
+    const decision = native.admit(this.id, this.config.openFallback === undefined ? 0 : 1)
+    afterTransition(this.array, Atomics.load(this.array, GENERATION) !== before ? 1 : 0)
+    return decision
+  }
+
+  probeResult(ticket, ok, marks) {
+    if (this.array !== DISPOSED) afterTransition(this.array, native.probeResult(this.id, ticket, ok, marks))
+  }
+
+  // Emits on the breaker; a listener that throws must not turn a call's
+  // outcome around, nor stop the other listeners' events: its error is
+  // thrown again on its own, as an uncaught exception.
+  emit(event, ...args) {
+    try {
+      this.breaker.emit(event, ...args)
+    } catch (error) {
+      process.nextTick(() => {
+        throw error
+      })
+    }
+  }
+
+  // What the state watch (watch.js) reads and emits through.
+  readTransition(generation) {
+    return this.array === DISPOSED ? undefined : native.transition(this.id, generation)
+  }
+
+  emitState(event, payload) {
+    if (this.array !== DISPOSED) this.emit(event, payload)
+  }
+}
+
+module.exports = { BreakerContext }

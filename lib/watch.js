@@ -1,0 +1,158 @@
+'use strict'
+
+// State-change events in every thread, and the one way a transition made
+// here reaches them (`afterTransition`).
+
+const { performance } = require('node:perf_hooks')
+const { STATE_NAMES } = require('./constants.js')
+const { GENERATION, LOG_ENTRIES, LOG_GENERATION, LOG_ENTRY_SLOTS } = require('./slots.js')
+
+const EVENT_OF_STATE = ['close', 'open', 'halfOpen']
+
+// ---------------------------------------------------------------------------
+// State-change events in every thread. Each thread keeps one watch per
+// buffer with listeners: it waits on the GENERATION slot with
+// `Atomics.waitAsync` (the thread that makes a transition notifies it), or
+// polls it every POLL_MS when the buffer is a breaker file's mapping, which
+// cannot be waited on and which other processes change. On a change it reads
+// the transitions it missed from the shared transition log.
+// ---------------------------------------------------------------------------
+const POLL_MS = 20
+const watches = new Map()
+
+// What a native call that may have made a transition passes as its `code`
+// when the call does not say. TODO(lead): `forceHalfOpen`, `isolate`,
+// `releaseIsolation`, `reset` and `setDisabled` return nothing yet, so
+// every such call notifies; once they return a transition code (0 for
+// none), pass that, and this goes.
+const TRANSITION_UNKNOWN = -1
+
+/**
+ * Every native call that can make a transition hands its result here: a
+ * `code` other than 0 wakes the watches of `array` in every thread (a
+ * breaker file's mapping is polled instead: nothing to wake).
+ */
+function afterTransition(array, code) {
+  if (code !== 0 && array.buffer instanceof SharedArrayBuffer) Atomics.notify(array, GENERATION)
+}
+
+// Watches by buffer, then by the array's byteOffset: two breakers may live
+// in one buffer at different offsets, each with its own GENERATION and log.
+function entryOf(array) {
+  return watches.get(array.buffer)?.get(array.byteOffset)
+}
+
+function watch(breaker, array) {
+  const existing = entryOf(array)
+  if (existing !== undefined) {
+    // An entry whose last listener left keeps its one waiter; it starts
+    // over from now for its new listeners.
+    if (existing.breakers.size === 0) existing.seen = Atomics.load(array, GENERATION) >>> 0
+    existing.breakers.add(breaker)
+    return
+  }
+  const entry = {
+    array,
+    breakers: new Set([breaker]),
+    seen: Atomics.load(array, GENERATION) >>> 0,
+    shared: array.buffer instanceof SharedArrayBuffer,
+    stall: undefined, // the log entry deliver() is waiting for, since when
+  }
+  let byOffset = watches.get(array.buffer)
+  if (byOffset === undefined) watches.set(array.buffer, (byOffset = new Map()))
+  byOffset.set(array.byteOffset, entry)
+  // Never delivers from inside on(): a transition made since `seen` is
+  // heard a tick later, once the caller has attached all its listeners.
+  park(entry, entry.seen)
+}
+
+// The entry stays, with its waiter, until that waiter wakes and finds nobody
+// listening: adding and removing listeners never piles up waiters.
+function unwatch(breaker, array) {
+  entryOf(array)?.breakers.delete(breaker)
+}
+
+function wait(entry) {
+  if (entry.breakers.size === 0) {
+    const byOffset = watches.get(entry.array.buffer)
+    byOffset?.delete(entry.array.byteOffset)
+    if (byOffset?.size === 0) watches.delete(entry.array.buffer)
+    return
+  }
+  const generation = Atomics.load(entry.array, GENERATION)
+  if (generation >>> 0 !== entry.seen && !deliver(entry, generation >>> 0)) {
+    // A log entry not written yet: its transition is a moment old. Retried
+    // at once a few times, then every millisecond (its writer may have been
+    // preempted), until deliver() gives up on it.
+    if (entry.stall.tries++ < 16) setImmediate(wait, entry)
+    else setTimeout(wait, 1, entry).unref()
+    return
+  }
+  park(entry, generation)
+}
+
+// Comes back to wait() once GENERATION is no longer `generation`.
+function park(entry, generation) {
+  if (!entry.shared) {
+    setTimeout(wait, POLL_MS, entry).unref()
+    return
+  }
+  const result = Atomics.waitAsync(entry.array, GENERATION, generation | 0)
+  if (result.async) result.value.then(() => wait(entry))
+  else setImmediate(wait, entry)
+}
+
+// The watch reads and emits through what a breaker registers with `watch`:
+// an object with `readTransition(generation)` (the logged transition; null
+// if that entry is not there; undefined once the breaker is disposed) and
+// `emitState(event, payload)`: in `watches`, `entry.breakers` holds those.
+
+// How long a transition's log entry may stay unwritten before it is given up.
+const LOG_WRITE_GRACE_MS = 1000
+
+// Emits the transitions after `entry.seen` up to `generation`. Returns false
+// if it stopped at one whose log entry is not written yet (its generation
+// is already in the control word, its entry a moment later): the caller
+// comes back for it.
+function deliver(entry, generation) {
+  const missed = (generation - entry.seen) >>> 0
+  const first = missed > LOG_ENTRIES ? (generation - LOG_ENTRIES + 1) >>> 0 : (entry.seen + 1) >>> 0
+  for (let g = first; ; g = (g + 1) >>> 0) {
+    // Any breaker of the set reads the log; a disposed one answers undefined.
+    let logged
+    for (const breaker of entry.breakers) {
+      logged = breaker.readTransition(g)
+      if (logged !== undefined) break
+    }
+    if (logged === null) {
+      const slot = LOG_GENERATION + (g % LOG_ENTRIES) * LOG_ENTRY_SLOTS
+      const behind = ((Atomics.load(entry.array, slot) >>> 0) - g) | 0
+      if (behind <= 0) {
+        // Not written yet (older generation there) or being written (ours,
+        // not yet published).
+        if (entry.stall?.generation !== g) entry.stall = { generation: g, since: performance.now(), tries: 0 }
+        if (performance.now() - entry.stall.since < LOG_WRITE_GRACE_MS) {
+          entry.seen = (g - 1) >>> 0
+          return false
+        }
+        // Its writer never finished (a process killed mid-write, over a
+        // breaker file): the transition is lost; later ones are still heard.
+      }
+      // Else overwritten already: more than LOG_ENTRIES transitions since.
+    }
+    if (logged !== undefined && logged !== null) {
+      const event = {
+        state: STATE_NAMES[logged.state],
+        time: logged.time,
+        threadId: logged.threadId,
+        generation: g,
+      }
+      for (const breaker of entry.breakers) breaker.emitState(EVENT_OF_STATE[logged.state], event)
+    }
+    if (g === generation) break
+  }
+  entry.seen = generation
+  return true
+}
+
+module.exports = { watch, unwatch, afterTransition, TRANSITION_UNKNOWN }
