@@ -7,25 +7,17 @@
 // issue; breakers have no listeners yet.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Worker } from 'node:worker_threads'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
 import CircuitBreaker, { createSharedArray, isCircuitOpenError } from 'circuit-breaker-js'
+import { startWorker as startFixture } from './support/messages.mjs'
 
 const WORKER = new URL('./fixtures/fault-worker.mjs', import.meta.url)
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url))
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-function startWorker(workerData) {
-  const worker = new Worker(WORKER, { workerData })
-  const exited = once(worker, 'exit').then(([code]) => code)
-  const messages = []
-  const waiting = []
-  worker.on('message', (message) => (waiting.length > 0 ? waiting.shift()(message) : messages.push(message)))
-  const next = () => (messages.length > 0 ? Promise.resolve(messages.shift()) : new Promise((resolve) => waiting.push(resolve)))
-  return { worker, next, exited }
-}
+const startWorker = (workerData) => startFixture(WORKER, workerData)
 
 async function until(condition, what, ms = 10000) {
   const deadline = Date.now() + ms

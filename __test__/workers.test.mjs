@@ -1,11 +1,10 @@
 // Real worker threads sharing one SharedArrayBuffer, and real processes.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { Worker } from 'node:worker_threads'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import { once } from 'node:events'
 import CircuitBreaker, { createSharedArray, isCircuitOpenError } from 'circuit-breaker-js'
+import { startWorker as startFixture } from './support/messages.mjs'
 
 const WORKER = new URL('./fixtures/worker.mjs', import.meta.url)
 const PACKAGE_ROOT = fileURLToPath(new URL('..', import.meta.url))
@@ -13,23 +12,7 @@ const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 // A deadline that does not itself keep the process alive.
 const deadline = (ms, value) => new Promise((resolve) => setTimeout(resolve, ms, value).unref())
 
-function startWorker(workerData) {
-  const worker = new Worker(WORKER, { workerData })
-  const exited = once(worker, 'exit').then(([code]) => code)
-  const messages = []
-  const waiting = []
-  worker.on('message', (message) => {
-    const next = waiting.shift()
-    if (next) next(message)
-    else messages.push(message)
-  })
-  worker.on('error', (error) => {
-    for (const reject of waiting.splice(0)) reject({ error: String(error) })
-  })
-  const next = () =>
-    messages.length > 0 ? Promise.resolve(messages.shift()) : new Promise((resolve) => waiting.push(resolve))
-  return { worker, next, exited }
-}
+const startWorker = (workerData) => startFixture(WORKER, workerData)
 
 async function run(workerData) {
   const { next, exited } = startWorker(workerData)

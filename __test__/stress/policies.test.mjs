@@ -35,6 +35,7 @@ import { once } from 'node:events'
 import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray } from 'circuit-breaker-js'
 import { CTL, GENERATIONS, STATS, listen, newControl, newRecord, noteState, watcher } from '../fixtures/stress-policies-record.mjs'
 import { sleep, within } from '../fixtures/policy-harness.mjs'
+import { startWorker } from '../support/messages.mjs'
 
 const WORKER = new URL('../fixtures/stress-policies-worker.mjs', import.meta.url)
 const { CLOSED, OPEN, HALF_OPEN } = CircuitBreakerStates
@@ -54,23 +55,7 @@ const EXPECT = { maxProbes: 3, successes: 2 }
 const between = (low, high) => low + Math.floor(Math.random() * (high - low + 1))
 
 // A worker and its messages in order: the first says it is ready.
-function start(workerData) {
-  const worker = new Worker(WORKER, { workerData })
-  const messages = []
-  const waiters = []
-  worker.on('message', (message) => {
-    const waiter = waiters.shift()
-    if (waiter) waiter(message)
-    else messages.push(message)
-  })
-  const exited = once(worker, 'exit').then(([code]) => code)
-  const failed = once(worker, 'error').then(([error]) => {
-    throw error
-  })
-  failed.catch(() => {})
-  const next = () => Promise.race([failed, new Promise((resolve) => (messages.length ? resolve(messages.shift()) : waiters.push(resolve)))])
-  return { worker, next, exited }
-}
+const start = (workerData) => startWorker(WORKER, workerData)
 
 // The dependency flaps: down 1-3 ms, up 1-6 ms, until `done()`.
 async function flap(ctl, done, look) {
@@ -396,7 +381,7 @@ test('the event check catches a duplicate, a wrong order, a bad transition, a lo
   assert.match(crossCheck(threads.slice(0, 1), [2]).join(), /not a call worker/)
 })
 
-// The bug the gap check above looks for, made reproducible: index.js
+// The bug the gap check above looks for, made reproducible: lib/watch.js
 // deliver() reads the log entry (native), and if it is not there yet reads
 // the slot's generation (JS). A writer held up between its CAS and its log
 // write (preempted) leaves the slot at an older generation, then claimed at
