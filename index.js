@@ -948,7 +948,11 @@ class CircuitBreaker extends EventEmitter {
     if (call.settled) return
     call.settled = true
     const error = new CircuitTimeoutError(this.#config.timeout)
-    const marks = MARK_TIMED_OUT | (this.#failureFallback === undefined ? 0 : MARK_FALLBACK)
+    let marks = MARK_TIMED_OUT | (this.#failureFallback === undefined ? 0 : MARK_FALLBACK)
+    // A timed-out call lasted at least the timeout: a slow failure like any other.
+    const slowAfter = this.#config.slowCallDuration
+    const duration = Math.max(this.#config.timeout, performance.now() - call.start)
+    if (slowAfter !== undefined && duration > slowAfter) marks |= MARK_SLOW
     if (this.#array !== DISPOSED && this.#config.policies.histogram === true) {
       native.latency(this.#id, Math.min(Math.round(this.#config.timeout * 1000), 0xffffffff))
     }

@@ -187,6 +187,24 @@ describe('failure rate', () => {
     assert.equal(breaker.getStats().slowCalls, 1)
   })
 
+  test('a call that times out after slowCallDuration is counted in slowCalls, like one that fails late', async () => {
+    const breaker = make({ slowCallDuration: 20, timeout: 80, failureThreshold: 10 })
+    await breaker.execute(() => sleep(50).then(fail)).catch(() => {})
+    assert.equal(breaker.getStats().slowCalls, 1, 'a failure after 50 ms')
+    const error = await breaker.execute(never).catch((e) => e)
+    assert.ok(isCircuitTimeoutError(error), `${error}`)
+    const stats = breaker.getStats()
+    assert.equal(stats.timeouts, 1)
+    assert.equal(stats.slowCalls, 2, 'a timeout at 80 ms')
+  })
+
+  test('a call that times out before slowCallDuration is not slow', async () => {
+    const breaker = make({ slowCallDuration: 200, timeout: 20, failureThreshold: 10 })
+    await breaker.execute(never).catch(() => {})
+    assert.equal(breaker.getStats().timeouts, 1)
+    assert.equal(breaker.getStats().slowCalls, 0)
+  })
+
   test('with an explicit failureThreshold too, consecutive failures also open', async () => {
     const breaker = make({ failureThreshold: 2, failureRateThreshold: 100, minimumCalls: 100 })
     await breaker.execute(fail).catch(() => {})
