@@ -312,14 +312,27 @@ describe('breaker files', () => {
   })
 
   test('a file this user may not write is refused and left untouched', () => {
-    const file = newPath()
-    openBreakerFile(file)
+    let file = newPath()
+    if (process.getuid?.() === 0) {
+      // root may write anything: try as an unprivileged user instead, on a
+      // file it may read, in a folder it may search (the test folder is 0700).
+      const open = fs.mkdtempSync(path.join(base, 'cbjs-test-readable-'))
+      after(() => fs.rmSync(open, { recursive: true, force: true }))
+      fs.chmodSync(open, 0o755)
+      file = path.join(open, 'breaker')
+      openBreakerFile(file, { mode: 0o644 })
+      fs.chmodSync(file, 0o644)
+    } else {
+      openBreakerFile(file)
+    }
     const before = fs.readFileSync(file)
     if (process.getuid?.() === 0) {
-      // root may write anything: try as an unprivileged user instead.
+      // The module is loaded before the child drops its rights: the checkout
+      // may sit where that user cannot read (a 0700 folder, /root).
       const script = `
+        const { openBreakerFile } = require('circuit-breaker-js')
         process.setgid(65534); process.setuid(65534)
-        try { require('circuit-breaker-js').openBreakerFile(${JSON.stringify(file)}); console.log('opened') }
+        try { openBreakerFile(${JSON.stringify(file)}); console.log('opened') }
         catch (error) { console.log(error.code) }
       `
       const run = spawnSync(process.execPath, ['-e', script], { cwd: new URL('..', import.meta.url), encoding: 'utf8' })
