@@ -441,9 +441,16 @@ function watch(breaker, array) {
 }
 
 // The entry stays, with its waiter, until that waiter wakes and finds nobody
-// listening: adding and removing listeners never piles up waiters.
+// listening: adding and removing listeners never piles up waiters. The last
+// listener leaving wakes it at once: a pending `Atomics.waitAsync` holds its
+// buffer (and the entry) until it resolves, and on a healthy dependency no
+// transition ever would. Every other waiter on that GENERATION slot, in any
+// thread, wakes too: wait() finds the generation unchanged and parks again.
 function unwatch(breaker, array) {
-  entryOf(array)?.breakers.delete(breaker)
+  const entry = entryOf(array)
+  if (entry === undefined) return
+  entry.breakers.delete(breaker)
+  if (entry.breakers.size === 0) notifyTransition(entry.array)
 }
 
 function wait(entry) {
@@ -1254,7 +1261,10 @@ class CircuitBreaker extends EventEmitter {
 
   removeAllListeners(event) {
     this.#brand()
-    super.removeAllListeners(event)
+    // EventEmitter tells "all events" from the event `undefined` by the
+    // number of arguments.
+    if (arguments.length === 0) super.removeAllListeners()
+    else super.removeAllListeners(event)
     this.#listenersChanged()
     return this
   }
