@@ -256,38 +256,22 @@ impl Config {
                     got: percent,
                 });
             }
-            let window = if policies.window_is_time {
-                let ms = policies.window_size.ok_or(ConfigError::Option {
-                    name: "windowSize",
-                    expected: "a number of milliseconds for a time window".to_string(),
-                    got: f64::NAN,
-                })?;
-                let ms = integer_in("windowSize", ms, 1, crate::features::MAX_WINDOW_MS)?;
-                let buckets = policies
-                    .window_buckets
-                    .unwrap_or(10.0_f64.min(f64::from(ms)));
-                let buckets = integer_in(
-                    "windowBuckets",
-                    buckets,
-                    1,
-                    crate::features::MAX_WINDOW_BUCKETS.min(ms),
-                )?;
-                WindowSpec::Time { ms, buckets }
-            } else {
-                let calls = policies.window_size.unwrap_or(100.0);
-                let calls = integer_in("windowSize", calls, 1, crate::features::MAX_WINDOW_CALLS)?;
-                WindowSpec::Count { calls }
-            };
-            // A count window never holds more than its size: a larger
-            // minimum would never be reached. The default shrinks to fit.
-            let most = match window {
-                WindowSpec::Count { calls } => calls,
-                WindowSpec::Time { .. } => i32::MAX as u32,
-            };
-            let minimum_calls = match policies.minimum_calls {
-                Some(minimum) => integer_in("minimumCalls", minimum, 1, most)?,
-                None => 10.min(most),
-            };
+        }
+        // The window options matter only with a failure rate (as the
+        // multiplier only with a longer maxResetTimeout); without it they
+        // change nothing, but are checked as they would be with it.
+        let window = if policies.failure_rate_threshold.is_some()
+            || policies.window_size.is_some()
+            || policies.window_buckets.is_some()
+            || policies.minimum_calls.is_some()
+        {
+            Some(rate_window(policies)?)
+        } else {
+            None
+        };
+        if let (Some(percent), Some((window, minimum_calls))) =
+            (policies.failure_rate_threshold, window)
+        {
             config.rate = Some(RatePolicy {
                 threshold_percent: percent,
                 minimum_calls,
@@ -296,27 +280,6 @@ impl Config {
             if !policies.consecutive_too {
                 config.failure_threshold = 0;
             }
-        } else {
-            let unused = [
-                ("windowSize", policies.window_size),
-                ("windowBuckets", policies.window_buckets),
-                ("minimumCalls", policies.minimum_calls),
-            ];
-            if let Some((name, Some(got))) = unused.into_iter().find(|(_, v)| v.is_some()) {
-                return Err(ConfigError::Option {
-                    name,
-                    expected: "used only with failureRateThreshold (undefined without it)"
-                        .to_string(),
-                    got,
-                });
-            }
-        }
-        if let (Some(got), None) = (policies.backoff_multiplier, policies.max_reset_timeout) {
-            return Err(ConfigError::Option {
-                name: "backoffMultiplier",
-                expected: "used only with maxResetTimeout (undefined without it)".to_string(),
-                got,
-            });
         }
         config.histogram = policies.histogram;
         Ok(config)
@@ -372,6 +335,43 @@ impl Config {
     fn lease_ms(&self) -> u64 {
         self.reset_timeout_ms.max(1)
     }
+}
+
+/// The failure-rate window and its minimum calls, checked.
+fn rate_window(policies: &Policies) -> Result<(WindowSpec, u32), ConfigError> {
+    let window = if policies.window_is_time {
+        let ms = policies.window_size.ok_or(ConfigError::Option {
+            name: "windowSize",
+            expected: "a number of milliseconds for a time window".to_string(),
+            got: f64::NAN,
+        })?;
+        let ms = integer_in("windowSize", ms, 1, crate::features::MAX_WINDOW_MS)?;
+        let buckets = policies
+            .window_buckets
+            .unwrap_or(10.0_f64.min(f64::from(ms)));
+        let buckets = integer_in(
+            "windowBuckets",
+            buckets,
+            1,
+            crate::features::MAX_WINDOW_BUCKETS.min(ms),
+        )?;
+        WindowSpec::Time { ms, buckets }
+    } else {
+        let calls = policies.window_size.unwrap_or(100.0);
+        let calls = integer_in("windowSize", calls, 1, crate::features::MAX_WINDOW_CALLS)?;
+        WindowSpec::Count { calls }
+    };
+    // A count window never holds more than its size: a larger minimum would
+    // never be reached. The default shrinks to fit.
+    let most = match window {
+        WindowSpec::Count { calls } => calls,
+        WindowSpec::Time { .. } => i32::MAX as u32,
+    };
+    let minimum_calls = match policies.minimum_calls {
+        Some(minimum) => integer_in("minimumCalls", minimum, 1, most)?,
+        None => 10.min(most),
+    };
+    Ok((window, minimum_calls))
 }
 
 /// Whole milliseconds from 0 to [`MAX_RESET_TIMEOUT_MS`], rounded up.

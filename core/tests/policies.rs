@@ -491,7 +491,7 @@ fn a_log_entry_is_read_only_once_its_writer_has_finished() {
 
 #[test]
 fn options_out_of_range_are_refused_with_their_names() {
-    let cases: [(Policies, &str); 10] = [
+    let cases: [(Policies, &str); 11] = [
         (
             Policies {
                 half_open_max_calls: Some(0.0),
@@ -525,7 +525,7 @@ fn options_out_of_range_are_refused_with_their_names() {
         (rate(50.0, 1.0, 1e9), "windowSize"),
         (
             Policies {
-                window_size: Some(10.0),
+                window_size: Some(0.0),
                 ..Policies::default()
             },
             "windowSize",
@@ -533,14 +533,22 @@ fn options_out_of_range_are_refused_with_their_names() {
         (rate(50.0, 11.0, 10.0), "minimumCalls"),
         (
             Policies {
-                minimum_calls: Some(5.0),
+                minimum_calls: Some(101.0),
                 ..Policies::default()
             },
             "minimumCalls",
         ),
         (
             Policies {
-                backoff_multiplier: Some(3.0),
+                window_is_time: true,
+                window_buckets: Some(5.0),
+                ..Policies::default()
+            },
+            "windowSize",
+        ),
+        (
+            Policies {
+                backoff_multiplier: Some(0.5),
                 ..Policies::default()
             },
             "backoffMultiplier",
@@ -549,6 +557,50 @@ fn options_out_of_range_are_refused_with_their_names() {
     for (policies, name) in cases {
         let error = Config::with_policies(5.0, 100.0, &policies).expect_err(name);
         assert!(error.to_string().starts_with(name), "{error}");
+    }
+}
+
+#[test]
+fn options_that_matter_only_with_another_are_accepted_alone_and_change_nothing() {
+    let plain = Config::with_policies(5.0, 100.0, &Policies::default()).expect("plain");
+    let alone = [
+        Policies {
+            backoff_multiplier: Some(2.0),
+            ..Policies::default()
+        },
+        Policies {
+            minimum_calls: Some(10.0),
+            ..Policies::default()
+        },
+        Policies {
+            window_size: Some(100.0),
+            ..Policies::default()
+        },
+        Policies {
+            window_buckets: Some(10.0),
+            ..Policies::default()
+        },
+        Policies {
+            window_is_time: true,
+            window_size: Some(60_000.0),
+            window_buckets: Some(6.0),
+            minimum_calls: Some(20.0),
+            ..Policies::default()
+        },
+    ];
+    for policies in alone {
+        let config = Config::with_policies(5.0, 100.0, &policies).expect("accepted");
+        assert_eq!(config, plain, "{policies:?}");
+    }
+    // Another multiplier without a longer maxResetTimeout: no backoff either.
+    let other = Policies {
+        backoff_multiplier: Some(3.0),
+        ..Policies::default()
+    };
+    let config = Config::with_policies(5.0, 100.0, &other).expect("accepted");
+    assert_eq!(config.features(), plain.features());
+    for reopenings in 0..5 {
+        assert_eq!(config.open_ms(reopenings), 100);
     }
 }
 
