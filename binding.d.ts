@@ -37,7 +37,8 @@ export declare function forceHalfOpen(id: number): void
 
 /**
  * Holds the breaker OPEN for every thread until released or reset.
- * Returns the isolation's epoch, for `releaseIsolation`.
+ * Returns the isolation's epoch (an integer below 2^48), for
+ * `releaseIsolation`; -1, taking nothing, when `MAX_ISOLATIONS` are held.
  */
 export declare function isolate(id: number): number
 
@@ -73,7 +74,8 @@ export interface PolicyOptions {
 
 /**
  * Releases one isolation taken in `epoch`; the last one closes the breaker.
- * An isolation from before a `reset` releases nothing.
+ * An isolation from before a `reset`, or an `epoch` no isolation could have
+ * (not an integer from 0 to 2^48 - 1), releases nothing.
  */
 export declare function releaseIsolation(id: number, epoch: number): void
 

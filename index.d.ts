@@ -337,7 +337,10 @@ export declare class CircuitBreaker {
 
   /**
    * Holds the circuit OPEN for every thread sharing it until the handle is
-   * released (every isolation taken) or `reset()` is called.
+   * released (every isolation taken) or `reset()` is called. A handle from
+   * before a `reset()` releases nothing.
+   *
+   * @throws {RangeError} 65535 isolations are already held over the buffer.
    */
   isolate(): Isolation
   /** Closes the circuit for every thread: clears the failure run, the window, the backoff and every isolation. Lifetime counts are kept. */

@@ -295,6 +295,8 @@ const MARK_SLOW = 4
 const MARK_FILTERED = 8
 
 const GENERATION = CircuitBreakerKeys.GENERATION
+// Isolations one buffer may hold at once (core: MAX_ISOLATIONS).
+const MAX_ISOLATIONS = 65535
 // What the fast path of a breaker that needs the general path reads: never
 // CLOSED, so every call goes through `#admit`.
 const GENERAL = new Int32Array(new SharedArrayBuffer(8 * Int32Array.BYTES_PER_ELEMENT))
@@ -1034,9 +1036,15 @@ class CircuitBreaker extends EventEmitter {
   /**
    * Holds the breaker OPEN for every thread sharing it until the returned
    * handle is released (by every isolation taken) or `reset()` is called.
+   * Throws a RangeError when MAX_ISOLATIONS are held already.
    */
   isolate() {
     const epoch = native.isolate(this.#live())
+    if (epoch < 0) {
+      throw new RangeError(
+        `isolations held at once must be at most ${MAX_ISOLATIONS}, and ${MAX_ISOLATIONS} are held: release one or reset() first`,
+      )
+    }
     notifyTransition(this.#array)
     let released = false
     const release = () => {

@@ -496,6 +496,41 @@ test('an isolation handle from before reset() releases nothing', () => {
   assert.equal(breaker.getState(), 'CLOSED')
 })
 
+test('an isolation handle from 32768 or 65536 resets before releases nothing', () => {
+  const breaker = make({})
+  const stale = breaker.isolate()
+  for (let resets = 1; resets <= 65536; resets++) {
+    breaker.reset()
+    if (resets === 32768 || resets === 65536) {
+      const current = breaker.isolate()
+      stale.release()
+      assert.equal(breaker.getState(), 'OPEN', `the live isolation still holds after ${resets} resets`)
+      assert.equal(breaker.getStats().isolated, true)
+      current.release()
+      assert.equal(breaker.getState(), 'CLOSED')
+    }
+  }
+})
+
+test('65535 isolations may be held at once; one more is a RangeError, and none is lost', () => {
+  const breaker = make({})
+  const handles = Array.from({ length: 65535 }, () => breaker.isolate())
+  assert.throws(() => breaker.isolate(), (error) => {
+    assert.ok(error instanceof RangeError, `${error}`)
+    assert.match(error.message, /^isolations held at once must be at most 65535, and 65535 are held/)
+    return true
+  })
+  const last = handles.pop()
+  for (const handle of handles) handle.release()
+  assert.equal(breaker.getState(), 'OPEN', 'one isolation still held')
+  last.release()
+  assert.equal(breaker.getState(), 'CLOSED')
+  const again = breaker.isolate()
+  assert.equal(breaker.getState(), 'OPEN')
+  again.release()
+  assert.equal(breaker.getState(), 'CLOSED')
+})
+
 test('releasing an isolation through a disposed breaker throws instead of holding it forever', () => {
   const array = createSharedArray()
   const a = new CircuitBreaker(array, {})

@@ -777,20 +777,30 @@ pub fn force_half_open(id: u32) -> Result<()> {
 }
 
 /// Holds the breaker OPEN for every thread until released or reset.
-/// Returns the isolation's epoch, for `releaseIsolation`.
+/// Returns the isolation's epoch (an integer below 2^48), for
+/// `releaseIsolation`; -1, taking nothing, when `MAX_ISOLATIONS` are held.
 #[napi]
-pub fn isolate(id: u32) -> Result<u32> {
-    with(id, |i| i.breaker.isolate(now_ms()).0)
+pub fn isolate(id: u32) -> Result<f64> {
+    with(id, |i| match i.breaker.isolate(now_ms()) {
+        Some((epoch, _)) => epoch as f64,
+        None => -1.0,
+    })
 }
 
 /// Releases one isolation taken in `epoch`; the last one closes the breaker.
-/// An isolation from before a `reset` releases nothing.
+/// An isolation from before a `reset`, or an `epoch` no isolation could have
+/// (not an integer from 0 to 2^48 - 1), releases nothing.
 #[napi]
-pub fn release_isolation(id: u32, epoch: u32) -> Result<()> {
+pub fn release_isolation(id: u32, epoch: f64) -> Result<()> {
     with(id, |i| {
-        i.breaker.release_isolation(epoch, now_ms());
+        if epoch.fract() == 0.0 && (0.0..EPOCH_LIMIT).contains(&epoch) {
+            i.breaker.release_isolation(epoch as u64, now_ms());
+        }
     })
 }
+
+/// Isolation epochs are below this (48 bits): exact in a JavaScript number.
+const EPOCH_LIMIT: f64 = (1u64 << 48) as f64;
 
 /// Closes the breaker and clears the failure run, backoff, window and isolations.
 #[napi]

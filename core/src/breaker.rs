@@ -135,6 +135,8 @@ pub struct Policies {
     pub histogram: bool,
 }
 
+/// Most isolations held at once: [`Breaker::isolate`] refuses another.
+pub const MAX_ISOLATIONS: u32 = u16::MAX as u32;
 /// Largest accepted threshold: `FAILURE_COUNT` is an `Int32Array` slot.
 pub const MAX_FAILURE_THRESHOLD: u32 = i32::MAX as u32;
 /// Largest accepted reset timeout: about 278 years, far inside the 44-bit timer.
@@ -911,7 +913,7 @@ impl<C: Cells> Breaker<C> {
         // so that they or `count_failure`'s / `isolate`'s see the other.
         let run = self.cells.word(FAILURE_COUNT).fetch_add(0, AcqRel) as u32;
         let threshold = self.config.failure_threshold;
-        let isolated = self.cells.word(ISOLATIONS).fetch_add(0, AcqRel) & ISOLATION_COUNT > 0;
+        let isolated = self.cells.wide(ISOLATIONS).fetch_add(0, AcqRel) & ISOLATION_COUNT > 0;
         // A disabled breaker never opens on failures (loom found `disable()`
         // closing a breaker that a racing failure had just opened, and this
         // reopening it on that failure's run).
@@ -988,26 +990,26 @@ impl<C: Cells> Breaker<C> {
 
     /// Holds the breaker OPEN for every thread until every isolation is
     /// released or the breaker is reset. Returns the isolation's epoch (pass
-    /// it to [`Breaker::release_isolation`]) and the transition, if it made one.
-    pub fn isolate(&self, now_ms: u64) -> (u32, Option<Transition>) {
+    /// it to [`Breaker::release_isolation`]) and the transition, if it made
+    /// one; `None` (and takes nothing) when [`MAX_ISOLATIONS`] are held.
+    pub fn isolate(&self, now_ms: u64) -> Option<(u64, Option<Transition>)> {
         let taken = self
             .cells
-            .word(ISOLATIONS)
+            .wide(ISOLATIONS)
             .fetch_update(AcqRel, Acquire, |n| {
-                let count = (n & ISOLATION_COUNT).saturating_add(1).min(ISOLATION_COUNT);
-                Some((n & !ISOLATION_COUNT) | count)
+                (n & ISOLATION_COUNT < ISOLATION_COUNT).then(|| n + 1)
             })
-            .unwrap_or_else(|n| n);
-        (isolation_epoch(taken), self.hold_open(now_ms))
+            .ok()?;
+        Some((isolation_epoch(taken), self.hold_open(now_ms)))
     }
 
     /// Releases one isolation taken in `epoch`; the last one closes the
     /// breaker. An isolation from before a `reset()` (another epoch) releases
     /// nothing. Returns the transition, if it made one.
-    pub fn release_isolation(&self, epoch: u32, now_ms: u64) -> Option<Transition> {
+    pub fn release_isolation(&self, epoch: u64, now_ms: u64) -> Option<Transition> {
         let released = self
             .cells
-            .word(ISOLATIONS)
+            .wide(ISOLATIONS)
             .fetch_update(AcqRel, Acquire, |n| {
                 (isolation_epoch(n) == epoch && n & ISOLATION_COUNT > 0).then(|| n - 1)
             });
@@ -1023,9 +1025,9 @@ impl<C: Cells> Breaker<C> {
     pub fn reset(&self, now_ms: u64) -> Option<Transition> {
         let _ = self
             .cells
-            .word(ISOLATIONS)
+            .wide(ISOLATIONS)
             .fetch_update(AcqRel, Acquire, |n| {
-                Some(((isolation_epoch(n) as i32 + 1) & ISOLATION_EPOCH_MASK) << 16)
+                Some((n & !ISOLATION_COUNT).wrapping_add(ISOLATION_COUNT + 1))
             });
         self.close_now(now_ms)
     }
@@ -1046,7 +1048,7 @@ impl<C: Cells> Breaker<C> {
     /// The shared switches.
     pub fn switches(&self) -> Control {
         Control {
-            isolations: (self.cells.word(ISOLATIONS).load(Acquire) & ISOLATION_COUNT) as u32,
+            isolations: (self.cells.wide(ISOLATIONS).load(Acquire) & ISOLATION_COUNT) as u32,
             disabled: self.cells.word(MODE).load(Acquire) & MODE_DISABLED != 0,
             reopenings: self.cells.word(REOPENINGS).load(Relaxed).max(0) as u32,
         }
@@ -1316,12 +1318,13 @@ impl<C: Cells> Breaker<C> {
     }
 }
 
-// ISOLATIONS: epoch:15 (bits 16..31) | count:16. `reset()` starts a new epoch.
-const ISOLATION_COUNT: i32 = 0xffff;
-const ISOLATION_EPOCH_MASK: i32 = 0x7fff;
+// ISOLATIONS (64-bit): epoch:48 (bits 16..63) | count:16. `reset()` starts a
+// new epoch: a handle from before it could match again only after 2^48
+// resets.
+const ISOLATION_COUNT: u64 = MAX_ISOLATIONS as u64;
 
-fn isolation_epoch(word: i32) -> u32 {
-    ((word >> 16) & ISOLATION_EPOCH_MASK) as u32
+fn isolation_epoch(word: u64) -> u64 {
+    word >> 16
 }
 
 // Log entry, two 64-bit words.

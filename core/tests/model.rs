@@ -513,13 +513,16 @@ impl Model {
 
     /// `isolate()`: OPEN (from whatever state) until released; returns the
     /// epoch its handle belongs to.
-    fn isolate(&mut self, now: u64) -> (u32, Option<Transition>) {
+    fn isolate(&mut self, now: u64) -> Option<(u32, Option<Transition>)> {
+        if self.isolations == breaker_core::breaker::MAX_ISOLATIONS {
+            return None;
+        }
         self.isolations += 1;
         if matches!(self.state, ModelState::Open { .. }) {
-            return (self.epoch, None);
+            return Some((self.epoch, None));
         }
         self.state = ModelState::Open { since: Some(now) };
-        (self.epoch, Some(Transition::Opened))
+        Some((self.epoch, Some(Transition::Opened)))
     }
 
     /// Releases one isolation of `epoch`; the last one closes the breaker.
@@ -825,7 +828,7 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
     // Every episode's ticket: one per episode, another for each episode.
     let mut tickets: Vec<(Ticket, u64)> = Vec::new();
     // Every isolation handle taken: the core's epoch, the model's.
-    let mut handles: Vec<(u32, u32)> = Vec::new();
+    let mut handles: Vec<(u64, u32)> = Vec::new();
     let trace = std::env::var_os("MODEL_TRACE").is_some();
 
     for (i, &(op, thread)) in ops.iter().enumerate() {
@@ -949,8 +952,11 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                 prop_assert_eq!(got, want, "step {} getState() at {}", i, now);
             }
             Op::Isolate => {
-                let (epoch, got) = core.isolate(now);
-                let (model_epoch, want) = model.isolate(now);
+                let (got, want) = (core.isolate(now), model.isolate(now));
+                prop_assert_eq!(got.is_some(), want.is_some(), "step {} {:?}", i, op);
+                let (Some((epoch, got)), Some((model_epoch, want))) = (got, want) else {
+                    continue;
+                };
                 prop_assert_eq!(got, want, "step {} {:?} at {}", i, op, now);
                 for &(e, m) in &handles {
                     prop_assert_eq!(

@@ -161,9 +161,9 @@ fn isolation_holds_the_breaker_open_past_the_reset_timeout_until_released() {
     let c = config(5, 100, Policies::default());
     let memory = memory_for(&c);
     let b = breaker(&memory, c);
-    let (epoch, opened) = b.isolate(T0);
+    let (epoch, opened) = b.isolate(T0).expect("taken");
     assert_eq!(opened, Some(Transition::Opened));
-    assert_eq!(b.isolate(T0), (epoch, None), "a second isolation");
+    assert_eq!(b.isolate(T0), Some((epoch, None)), "a second isolation");
     assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Reject);
     assert_eq!(b.state(T0 + 10_000), State::Open);
     assert_eq!(
@@ -191,13 +191,63 @@ fn an_isolation_from_before_a_reset_releases_nothing() {
     let c = config(5, 100, Policies::default());
     let memory = memory_for(&c);
     let b = breaker(&memory, c);
-    let (stale, _) = b.isolate(T0);
+    let (stale, _) = b.isolate(T0).expect("taken");
     b.reset(T0);
-    let (current, _) = b.isolate(T0);
+    let (current, _) = b.isolate(T0).expect("taken");
     assert_ne!(stale, current);
     assert_eq!(b.release_isolation(stale, T0), None);
     assert_eq!(b.state(T0), State::Open, "the new isolation still holds");
     assert_eq!(b.release_isolation(current, T0), Some(Transition::Closed));
+}
+
+#[test]
+fn an_isolation_from_32768_and_65536_resets_before_releases_nothing() {
+    let c = config(5, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    let (stale, _) = b.isolate(T0).expect("taken");
+    for resets in 1..=65_536 {
+        b.reset(T0);
+        if resets == 32_768 || resets == 65_536 {
+            let (current, _) = b.isolate(T0).expect("taken");
+            assert_ne!(current, stale, "after {resets} resets");
+            assert_eq!(
+                b.release_isolation(stale, T0),
+                None,
+                "after {resets} resets"
+            );
+            assert_eq!(b.state(T0), State::Open, "the live isolation still holds");
+            assert_eq!(b.switches().isolations, 1);
+            assert_eq!(b.release_isolation(current, T0), Some(Transition::Closed));
+        }
+    }
+}
+
+#[test]
+fn isolations_past_the_most_held_at_once_are_refused_and_none_is_lost() {
+    use breaker_core::breaker::MAX_ISOLATIONS;
+    let c = config(5, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    let (epoch, _) = b.isolate(T0).expect("taken");
+    for _ in 1..MAX_ISOLATIONS {
+        assert_eq!(b.isolate(T0), Some((epoch, None)));
+    }
+    assert_eq!(b.switches().isolations, MAX_ISOLATIONS);
+    assert_eq!(b.isolate(T0), None, "one more than the most is refused");
+    assert_eq!(b.switches().isolations, MAX_ISOLATIONS, "and takes nothing");
+    for _ in 1..MAX_ISOLATIONS {
+        assert_eq!(b.release_isolation(epoch, T0), None);
+    }
+    assert_eq!(b.state(T0), State::Open, "one isolation still held");
+    assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Reject);
+    assert_eq!(b.release_isolation(epoch, T0), Some(Transition::Closed));
+    assert_eq!(
+        b.release_isolation(epoch, T0),
+        None,
+        "nothing left to release"
+    );
+    assert_eq!(b.isolate(T0).map(|(e, _)| e), Some(epoch), "a place again");
 }
 
 #[test]
