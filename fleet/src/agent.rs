@@ -52,11 +52,12 @@ enum Ctl {
         op: Op,
         at: std::time::Instant,
     },
-    Stop,
 }
 
 struct Inner {
     tx: mpsc::UnboundedSender<Ctl>,
+    /// Ends the agent's loop, whatever it is waiting for.
+    stop: Arc<tokio::sync::Notify>,
     thread: Mutex<Option<JoinHandle<()>>>,
     thread_id: ThreadId,
     next_id: AtomicU64,
@@ -64,7 +65,7 @@ struct Inner {
 
 impl Drop for Inner {
     fn drop(&mut self) {
-        let _ = self.tx.send(Ctl::Stop);
+        self.stop.notify_one();
         let handle = self.thread.lock().unwrap_or_else(|p| p.into_inner()).take();
         // Dropped from a sink (on the agent's own thread): it stops by itself.
         if let Some(handle) = handle {
@@ -99,6 +100,8 @@ impl Agent {
         options.validate()?;
         let target = Target::new(url, &options)?;
         let (tx, rx) = mpsc::unbounded_channel();
+        let stop = Arc::new(tokio::sync::Notify::new());
+        let stopped = stop.clone();
         let (ready_tx, ready_rx) = std::sync::mpsc::channel();
         let thread = std::thread::Builder::new()
             .name("breaker-fleet".into())
@@ -115,7 +118,7 @@ impl Agent {
                 };
                 let _ = ready_tx.send(Ok(()));
                 let mut worker = Worker::new(target, options, rx);
-                runtime.block_on(worker.run());
+                runtime.block_on(worker.run(stopped));
                 drop(worker);
                 runtime.shutdown_timeout(Duration::from_millis(100));
             })
@@ -133,6 +136,7 @@ impl Agent {
         Ok(Agent {
             inner: Arc::new(Inner {
                 tx,
+                stop,
                 thread: Mutex::new(Some(thread)),
                 thread_id,
                 next_id: AtomicU64::new(1),
@@ -181,7 +185,7 @@ impl Agent {
     /// Stops the agent's thread now, whoever still holds it; handles then
     /// do nothing. Does not wait for the thread.
     pub fn stop(&self) {
-        let _ = self.inner.tx.send(Ctl::Stop);
+        self.inner.stop.notify_one();
     }
 }
 
@@ -258,6 +262,15 @@ struct Link {
     commands: Commands,
     sink: PubSubSink,
     subscribed: HashSet<String>,
+    /// The task reading the subscription: it owns that connection, so it
+    /// must end with the link or every reconnect would leave one behind.
+    listener: tokio::task::AbortHandle,
+}
+
+impl Drop for Link {
+    fn drop(&mut self) {
+        self.listener.abort();
+    }
 }
 
 enum Heard {
@@ -321,20 +334,35 @@ impl Worker {
         }
     }
 
-    async fn run(&mut self) {
+    /// Serves until stopped; a stop cancels whatever is in flight (a
+    /// connection attempt to a silent server included).
+    async fn run(&mut self, stop: Arc<tokio::sync::Notify>) {
+        let stopped = stop.notified();
+        tokio::pin!(stopped);
         loop {
-            let wake = self.next_wake();
             tokio::select! {
                 biased;
-                ctl = self.control.recv() => match ctl {
-                    None | Some(Ctl::Stop) => break,
-                    Some(ctl) => self.on_control(ctl).await,
-                },
-                Some(heard) = self.heard_rx.recv() => self.on_heard(heard).await,
-                _ = tokio::time::sleep_until(wake) => self.on_timer().await,
+                _ = &mut stopped => break,
+                more = self.step() => if !more { break },
             }
         }
         self.link = None;
+    }
+
+    /// Handles one control message, subscription message or timer; false
+    /// once every handle is gone.
+    async fn step(&mut self) -> bool {
+        let wake = self.next_wake();
+        tokio::select! {
+            biased;
+            ctl = self.control.recv() => match ctl {
+                None => return false,
+                Some(ctl) => self.on_control(ctl).await,
+            },
+            Some(heard) = self.heard_rx.recv() => self.on_heard(heard).await,
+            _ = tokio::time::sleep_until(wake) => self.on_timer().await,
+        }
+        true
     }
 
     fn next_wake(&self) -> Instant {
@@ -414,7 +442,6 @@ impl Worker {
                     self.fail(e);
                 }
             }
-            Ctl::Stop => {}
         }
     }
 
@@ -504,7 +531,7 @@ impl Worker {
         }
         if now >= self.next_reread {
             self.next_reread = now + Duration::from_millis(self.options.reread_ms);
-            if let Err(e) = self.reread(false).await {
+            if let Err(e) = self.reread().await {
                 self.fail(e);
                 return;
             }
@@ -523,27 +550,31 @@ impl Worker {
         }
     }
 
-    /// Re-reads every breaker's record (one read per key) and, with
-    /// `force`, sends every breaker its view even when nothing changed.
-    async fn reread(&mut self, force: bool) -> Result<(), Fail> {
+    /// Re-reads every breaker's record and adopts the newer ones.
+    async fn reread(&mut self) -> Result<(), Fail> {
         let limit = self.target.command_timeout();
         if let Some(link) = self.link.as_mut() {
             // The subscription link answers too, or it is gone.
             within(limit, link.sink.ping::<()>()).await?;
         }
-        let mut seen = HashSet::new();
-        let ids: Vec<u64> = self.breakers.keys().copied().collect();
-        for id in ids {
-            let Some(channel) = self.breakers.get(&id).map(|b| b.keys.state.clone()) else {
-                continue;
-            };
-            if !seen.insert(channel.clone()) {
-                continue;
-            }
-            let reply = self.script(id, ScriptName::Read, Vec::new()).await?;
-            self.adopt(&channel, reply.record, force).await?;
+        for (channel, record) in self.read_all().await? {
+            self.adopt(&channel, record, false).await?;
         }
         Ok(())
+    }
+
+    /// The record of every registered key (one read per key).
+    async fn read_all(&mut self) -> Result<Vec<(String, Record)>, Fail> {
+        let mut by_key: HashMap<String, u64> = HashMap::new();
+        for (id, b) in &self.breakers {
+            by_key.entry(b.keys.state.clone()).or_insert(*id);
+        }
+        let mut records = Vec::with_capacity(by_key.len());
+        for (channel, id) in by_key {
+            let reply = self.script(id, ScriptName::Read, Vec::new()).await?;
+            records.push((channel, reply.record));
+        }
+        Ok(records)
     }
 
     /// Connects both links, subscribes, re-reads; then reports `Recovered`,
@@ -556,7 +587,7 @@ impl Worker {
         self.generation += 1;
         let generation = self.generation;
         let heard = self.heard_tx.clone();
-        tokio::spawn(async move {
+        let listener = tokio::spawn(async move {
             while let Some(msg) = stream.next().await {
                 let channel = msg.get_channel_name().to_owned();
                 let Ok(payload) = msg.get_payload::<String>() else {
@@ -574,11 +605,13 @@ impl Worker {
                 }
             }
             let _ = heard.send(Heard::Closed { generation });
-        });
+        })
+        .abort_handle();
         self.link = Some(Link {
             commands,
             sink,
             subscribed: HashSet::new(),
+            listener,
         });
         let channels: HashSet<String> = self
             .breakers
@@ -591,34 +624,26 @@ impl Worker {
             }
         }
         // Read before announcing anything: a paused or half-dead store fails here.
-        let mut records = Vec::new();
-        let ids: Vec<u64> = self.breakers.keys().copied().collect();
-        for id in &ids {
-            match self.script(*id, ScriptName::Read, Vec::new()).await {
-                Ok(reply) => records.push((*id, reply.record)),
-                Err(e) => return self.fail(e),
-            }
-        }
+        let records = match self.read_all().await {
+            Ok(r) => r,
+            Err(e) => return self.fail(e),
+        };
         self.attempt = 0;
         self.next_reread = Instant::now() + Duration::from_millis(self.options.reread_ms);
-        if self.degraded.take().is_some() {
+        let recovering = self.degraded.take().is_some();
+        if recovering {
             for b in self.breakers.values() {
                 emit(&b.sink, FleetEvent::Recovered);
-            }
-        }
-        for (id, record) in records {
-            let Some(channel) = self.breakers.get(&id).map(|b| b.keys.state.clone()) else {
-                continue;
-            };
-            if let Err(e) = self.adopt(&channel, record, false).await {
-                return self.fail(e);
             }
         }
         if let Err(e) = self.replay().await {
             return self.fail(e);
         }
-        if let Err(e) = self.reread(true).await {
-            self.fail(e);
+        // After an outage every breaker gets the fleet's view, changed or not.
+        for (channel, record) in records {
+            if let Err(e) = self.adopt(&channel, record, recovering).await {
+                return self.fail(e);
+            }
         }
     }
 
@@ -759,11 +784,11 @@ impl Worker {
                     emit(&b.sink, FleetEvent::ProbeGranted { lease });
                 }
                 // Still open when the lease has run out: ask again.
-                Some(now + Duration::from_millis(lease_ms))
+                Some(after(now, lease_ms))
             }
             "busy" | "wait" => {
                 let ms = reply.extra.parse::<u64>().unwrap_or(lease_ms);
-                Some(now + Duration::from_millis(ms + 1 + self.random(10)))
+                Some(after(now, ms.saturating_add(1 + self.random(10))))
             }
             _ => None,
         };
@@ -824,7 +849,7 @@ impl Worker {
             if newer {
                 b.known = Some(record.clone());
                 if record.effectively_open() && record.open == Some(true) {
-                    let at = now + Duration::from_millis(record.retry_in_ms());
+                    let at = after(now, record.retry_in_ms());
                     b.retry_deadline = Some(at);
                     b.next_acquire = record.probing().then_some(at);
                 } else {
@@ -890,6 +915,12 @@ impl Scripts {
             ScriptName::Restore => &self.restore,
         }
     }
+}
+
+/// `ms` after `now`; store times beyond a day (a corrupt record) count as a
+/// day, so no deadline can overflow.
+fn after(now: Instant, ms: u64) -> Instant {
+    now + Duration::from_millis(ms.min(86_400_000))
 }
 
 /// A short reason for `Degraded`, without secrets.

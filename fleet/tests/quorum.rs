@@ -7,7 +7,7 @@ mod support;
 use std::time::{Duration, Instant};
 
 use breaker_fleet::{BreakerSpec, CloseReason, FleetEvent, OpenReason};
-use support::{available, is_closed, is_open, quick, within, Host, Server};
+use support::{available, closed_by, is_closed, is_open, opened_by, quick, within, Host, Server};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -38,13 +38,7 @@ fn hosts(server: &Server, name: &str, n: usize, f: impl Fn(&mut BreakerSpec)) ->
 }
 
 fn opened(e: &FleetEvent) -> bool {
-    matches!(
-        e,
-        FleetEvent::Open {
-            reason: OpenReason::Quorum,
-            ..
-        }
-    )
+    opened_by(OpenReason::Quorum)(e)
 }
 
 #[test]
@@ -201,15 +195,7 @@ fn exactly_one_of_four_racing_hosts_gets_the_probe() {
     // Its success closes every host.
     h[winner].handle.probe_result(&lease, true);
     for x in &h {
-        let closed = x.events.wait(2 * SEC, |e| {
-            matches!(
-                e,
-                FleetEvent::Closed {
-                    reason: CloseReason::Probe,
-                    ..
-                }
-            )
-        });
+        let closed = x.events.wait(2 * SEC, closed_by(CloseReason::Probe));
         assert!(closed.is_some());
     }
 }
@@ -244,13 +230,7 @@ fn a_lease_whose_host_died_expires_and_another_host_probes() {
     for x in &h {
         assert!(x
             .events
-            .wait(2 * SEC, |e| matches!(
-                e,
-                FleetEvent::Closed {
-                    reason: CloseReason::Probe,
-                    ..
-                }
-            ))
+            .wait(2 * SEC, closed_by(CloseReason::Probe))
             .is_some());
     }
 }
@@ -288,13 +268,7 @@ fn a_stale_probe_result_changes_nothing() {
     h[second].handle.probe_result(&new, false);
     assert!(h[first]
         .events
-        .wait(2 * SEC, |e| matches!(
-            e,
-            FleetEvent::Open {
-                reason: OpenReason::Reopened,
-                ..
-            }
-        ))
+        .wait(2 * SEC, opened_by(OpenReason::Reopened))
         .is_some());
     let reopened: u64 = server
         .cmd::<String>(&["HGET", "cb:{p3}", "version"])
@@ -331,15 +305,7 @@ fn each_failed_probe_doubles_the_open_period_up_to_the_maximum() {
         h[i].handle.probe_result(&lease, false);
         let (_, _, e) = h[1 - i]
             .events
-            .wait_from(marks[1 - i], 2 * SEC, |e| {
-                matches!(
-                    e,
-                    FleetEvent::Open {
-                        reason: OpenReason::Reopened,
-                        ..
-                    }
-                )
-            })
+            .wait_from(marks[1 - i], 2 * SEC, opened_by(OpenReason::Reopened))
             .expect("reopened everywhere");
         let opened_at: u64 = server
             .cmd::<String>(&["HGET", "cb:{p4}", "opened_at"])
@@ -394,13 +360,7 @@ fn isolate_holds_every_host_open_until_released() {
     h[0].handle.release_isolation();
     assert!(h[0]
         .events
-        .wait_from(mark, 2 * SEC, |e| matches!(
-            e,
-            FleetEvent::Closed {
-                reason: CloseReason::Released,
-                ..
-            }
-        ))
+        .wait_from(mark, 2 * SEC, closed_by(CloseReason::Released))
         .is_some());
 }
 
@@ -416,28 +376,14 @@ fn reset_closes_every_host_and_clears_isolations() {
     h[1].handle.isolate();
     for x in &h {
         x.events
-            .wait(2 * SEC, |e| {
-                matches!(
-                    e,
-                    FleetEvent::Open {
-                        reason: OpenReason::Isolated,
-                        ..
-                    }
-                )
-            })
+            .wait(2 * SEC, opened_by(OpenReason::Isolated))
             .unwrap();
     }
     h[2].handle.reset();
     for x in &h {
         assert!(x
             .events
-            .wait(2 * SEC, |e| matches!(
-                e,
-                FleetEvent::Closed {
-                    reason: CloseReason::Reset,
-                    ..
-                }
-            ))
+            .wait(2 * SEC, closed_by(CloseReason::Reset))
             .is_some());
     }
     assert_eq!(

@@ -10,7 +10,9 @@ use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
 
-use breaker_fleet::{Agent, AgentOptions, BreakerHandle, BreakerSpec, FleetEvent, Sink};
+use breaker_fleet::{
+    Agent, AgentOptions, BreakerHandle, BreakerSpec, CloseReason, FleetEvent, OpenReason, Sink,
+};
 
 pub mod proxy;
 
@@ -440,4 +442,12 @@ pub fn is_open(e: &FleetEvent) -> bool {
 
 pub fn is_closed(e: &FleetEvent) -> bool {
     matches!(e, FleetEvent::Closed { .. })
+}
+
+pub fn opened_by(reason: OpenReason) -> impl Fn(&FleetEvent) -> bool {
+    move |e| matches!(e, FleetEvent::Open { reason: r, .. } if *r == reason)
+}
+
+pub fn closed_by(reason: CloseReason) -> impl Fn(&FleetEvent) -> bool {
+    move |e| matches!(e, FleetEvent::Closed { reason: r, .. } if *r == reason)
 }
