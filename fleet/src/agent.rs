@@ -468,7 +468,7 @@ impl Worker {
         };
         self.subscribe(&channel).await?;
         let reply = self.script(id, ScriptName::Read, Vec::new()).await?;
-        self.adopt(&channel, reply.record, true).await
+        self.adopt(&channel, reply.record, Force::Only(id)).await
     }
 
     async fn subscribe(&mut self, channel: &str) -> Result<(), Fail> {
@@ -505,7 +505,7 @@ impl Worker {
                     return;
                 }
                 if let Some(record) = Record::parse_message(&payload) {
-                    if let Err(e) = self.adopt(&channel, record, false).await {
+                    if let Err(e) = self.adopt(&channel, record, Force::No).await {
                         self.fail(e);
                     }
                 }
@@ -558,7 +558,7 @@ impl Worker {
             within(limit, link.sink.ping::<()>()).await?;
         }
         for (channel, record) in self.read_all().await? {
-            self.adopt(&channel, record, false).await?;
+            self.adopt(&channel, record, Force::No).await?;
         }
         Ok(())
     }
@@ -641,7 +641,8 @@ impl Worker {
         }
         // After an outage every breaker gets the fleet's view, changed or not.
         for (channel, record) in records {
-            if let Err(e) = self.adopt(&channel, record, recovering).await {
+            let force = if recovering { Force::All } else { Force::No };
+            if let Err(e) = self.adopt(&channel, record, force).await {
                 return self.fail(e);
             }
         }
@@ -757,7 +758,7 @@ impl Worker {
             Op::RequestProbe => return Ok(()),
         };
         let reply = self.script(id, name, args).await?;
-        self.adopt(&channel, reply.record, false).await
+        self.adopt(&channel, reply.record, Force::No).await
     }
 
     /// Asks the store for the fleet's probe lease.
@@ -771,7 +772,7 @@ impl Worker {
         let args = vec![b.spec.host_id.clone(), lease_ms.to_string()];
         let reply = self.script(id, ScriptName::Acquire, args).await?;
         let record = reply.record.clone();
-        self.adopt(&channel, reply.record, false).await?;
+        self.adopt(&channel, reply.record, Force::No).await?;
         let now = Instant::now();
         let again = match reply.status.as_str() {
             "granted" => {
@@ -805,9 +806,10 @@ impl Worker {
     }
 
     /// Adopts a record for every breaker on `channel` if it is newer than
-    /// what they know (or always, with `force`). A record that vanished
-    /// never closes a host: the host's open view is written back instead.
-    async fn adopt(&mut self, channel: &str, record: Record, force: bool) -> Result<(), Fail> {
+    /// what they know; `force` also sends the view when it is not newer. A
+    /// record that vanished never closes a host: the host's open view is
+    /// written back instead.
+    async fn adopt(&mut self, channel: &str, record: Record, force: Force) -> Result<(), Fail> {
         let ids: Vec<u64> = self
             .breakers
             .iter()
@@ -843,7 +845,12 @@ impl Worker {
                 .known
                 .as_ref()
                 .is_some_and(|k| k.version == record.version);
-            if !(newer || (force && (same || !record.exists()))) {
+            let forced = match force {
+                Force::No => false,
+                Force::All => true,
+                Force::Only(only) => only == id,
+            };
+            if !(newer || (forced && (same || !record.exists()))) {
                 continue;
             }
             if newer {
@@ -886,6 +893,14 @@ impl Worker {
         ];
         Ok(self.script(id, ScriptName::Restore, args).await?.record)
     }
+}
+
+/// Who gets a view that is not newer than what they know.
+#[derive(Clone, Copy)]
+enum Force {
+    No,
+    All,
+    Only(u64),
 }
 
 #[derive(Clone, Copy)]

@@ -461,3 +461,23 @@ fn an_agent_stuck_connecting_to_a_blackhole_stops_promptly() {
     drop(host);
     assert!(stopped.elapsed() < SEC, "{:?}", stopped.elapsed());
 }
+
+#[test]
+fn a_second_breaker_of_one_name_gets_the_view_and_the_first_hears_nothing_new() {
+    if !available("a_second_breaker_of_one_name_gets_the_view_and_the_first_hears_nothing_new") {
+        return;
+    }
+    let server = Server::start();
+    let agent = Agent::start(&server.url, quick()).unwrap();
+    let (first, second) = (Events::default(), Events::default());
+    let a = agent.register(spec("t1", "host-0"), first.sink()).unwrap();
+    first.wait(2 * SEC, is_closed).unwrap();
+    let _b = agent.register(spec("t1", "host-1"), second.sink()).unwrap();
+    second.wait(2 * SEC, is_closed).unwrap();
+    std::thread::sleep(Duration::from_millis(100));
+    assert_eq!(first.len(), 1, "{:?}", first.all());
+    // Both hear the fleet's changes.
+    a.isolate();
+    assert!(second.wait(2 * SEC, is_open).is_some());
+    assert!(first.wait(2 * SEC, is_open).is_some());
+}
