@@ -949,5 +949,10 @@ fn describe(err: &redis::RedisError) -> String {
     if err.is_timeout() {
         return format!("the store did not answer in time: {err}");
     }
-    format!("the store cannot be reached: {err}")
+    if err.is_io_error() || err.is_connection_refusal() || err.is_connection_dropped() {
+        return format!("the store cannot be reached: {err}");
+    }
+    // NOPERM, a script error, an unexpected reply: a fault, not an outage,
+    // but the host still runs on its own until a command succeeds.
+    format!("the store answered with an error: {err}")
 }

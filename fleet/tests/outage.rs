@@ -481,3 +481,75 @@ fn a_second_breaker_of_one_name_gets_the_view_and_the_first_hears_nothing_new() 
     assert!(second.wait(2 * SEC, is_open).is_some());
     assert!(first.wait(2 * SEC, is_open).is_some());
 }
+
+#[test]
+fn an_acl_user_limited_to_the_fleet_keys_and_channels_works() {
+    if !available("an_acl_user_limited_to_the_fleet_keys_and_channels_works") {
+        return;
+    }
+    // The least a fleet agent needs (documented in the README).
+    let acl = "fleet on >fleet-pass ~cb:* &cb:* -@all +evalsha +eval +script|load +time +exists +get +set +pttl +del \
+    +hmget +hset +zadd +zremrangebyscore +zcard +pexpire +publish +subscribe +unsubscribe +ping +hello +auth";
+    let mut args = vec!["--user"];
+    args.extend(acl.split_whitespace());
+    let server = Server::with(&args, None);
+    let url = format!("redis://fleet:fleet-pass@127.0.0.1:{}", server.port);
+    let h: Vec<Host> = (0..2)
+        .map(|i| Host::new(&url, quick(), spec("a1", &format!("host-{i}"))))
+        .collect();
+    for x in &h {
+        x.events
+            .wait(2 * SEC, is_closed)
+            .unwrap_or_else(|| panic!("initial view: {:?}", x.events.all()));
+    }
+    let _: () = server.cmd(&["SCRIPT", "FLUSH"]);
+    h[0].handle.trip_vote();
+    h[1].handle.trip_vote();
+    assert!(
+        h[1].events.wait(2 * SEC, is_open).is_some(),
+        "{:?}",
+        h[1].events.all()
+    );
+    assert!(h
+        .iter()
+        .all(|x| x.events.all().iter().all(|e| !degraded(e))));
+    // Another user's password is refused with a clear reason.
+    let wrong = format!("redis://fleet:nope@127.0.0.1:{}", server.port);
+    let refused = Host::new(&wrong, quick(), spec("a1", "host-2"));
+    let Some(FleetEvent::Degraded { reason }) = refused.events.wait(2 * SEC, degraded) else {
+        panic!("{:?}", refused.events.all())
+    };
+    assert!(reason.contains("credentials"), "{reason}");
+}
+
+#[test]
+fn a_user_without_the_fleet_commands_is_told_what_the_store_answered() {
+    if !available("a_user_without_the_fleet_commands_is_told_what_the_store_answered") {
+        return;
+    }
+    let server = Server::with(
+        &[
+            "--user",
+            "weak",
+            "on",
+            ">weak-pass",
+            "~*",
+            "&*",
+            "-@all",
+            "+ping",
+            "+hello",
+            "+auth",
+        ],
+        None,
+    );
+    let url = format!("redis://weak:weak-pass@127.0.0.1:{}", server.port);
+    let host = Host::new(&url, quick(), spec("a2", "host-0"));
+    let Some(FleetEvent::Degraded { reason }) = host.events.wait(2 * SEC, degraded) else {
+        panic!("{:?}", host.events.all())
+    };
+    println!("user without permissions: {reason}");
+    assert!(
+        reason.starts_with("the store answered with an error"),
+        "{reason}"
+    );
+}
