@@ -119,3 +119,48 @@ fn a_three_master_cluster() {
     println!("records spread over {} masters", owners.len());
     assert_eq!(owners.len(), 3);
 }
+
+#[test]
+fn a_cluster_agent_outlives_the_node_named_in_its_url() {
+    if !available("a_cluster_agent_outlives_the_node_named_in_its_url") {
+        return;
+    }
+    let mut cluster = Cluster::start();
+    let url = format!("redis://127.0.0.1:{}", cluster.nodes[0].port);
+    let options = AgentOptions {
+        cluster: true,
+        ..quick()
+    };
+    // "bravo" lives on the second master: it is served without the first.
+    let h: Vec<Host> = (0..2)
+        .map(|i| Host::new(&url, options.clone(), spec("bravo", &format!("host-{i}"))))
+        .collect();
+    for x in &h {
+        x.events.wait(3 * SEC, is_closed).expect("initial view");
+    }
+    let marks: Vec<usize> = h.iter().map(|x| x.events.len()).collect();
+    cluster.nodes[0].kill();
+    for (x, m) in h.iter().zip(&marks) {
+        x.events
+            .wait_from(*m, 3 * SEC, |e| matches!(e, FleetEvent::Degraded { .. }))
+            .expect("the subscription on the lost node ends");
+        let back = x
+            .events
+            .wait_from(*m, 5 * SEC, |e| matches!(e, FleetEvent::Recovered));
+        assert!(
+            back.is_some(),
+            "reconnects through the other nodes: {:?}",
+            x.events.all()
+        );
+    }
+    let marks: Vec<usize> = h.iter().map(|x| x.events.len()).collect();
+    h[0].handle.trip_vote();
+    h[1].handle.trip_vote();
+    for (x, m) in h.iter().zip(&marks) {
+        assert!(
+            x.events.wait_from(*m, 2 * SEC, is_open).is_some(),
+            "{:?}",
+            x.events.all()
+        );
+    }
+}
