@@ -7,9 +7,13 @@ mod support;
 
 use std::time::{Duration, Instant};
 
-use breaker_fleet::{Agent, AgentOptions, BreakerSpec, FleetError, FleetEvent, OpenReason};
+use breaker_fleet::{
+    Agent, AgentOptions, BreakerSpec, CloseReason, FleetError, FleetEvent, OpenReason,
+};
 use support::proxy::{Mode, Proxy};
-use support::{available, is_closed, is_open, opened_by, quick, within, Events, Host, Server};
+use support::{
+    available, closed_by, is_closed, is_open, opened_by, quick, within, Events, Host, Server,
+};
 
 const SEC: Duration = Duration::from_secs(1);
 
@@ -552,4 +556,83 @@ fn a_user_without_the_fleet_commands_is_told_what_the_store_answered() {
         reason.starts_with("the store answered with an error"),
         "{reason}"
     );
+}
+
+#[test]
+fn flushall_while_isolated_keeps_every_host_isolated() {
+    if !available("flushall_while_isolated_keeps_every_host_isolated") {
+        return;
+    }
+    let server = Server::start();
+    let h: Vec<Host> = (0..2)
+        .map(|i| Host::new(&server.url, quick(), spec("f2", &format!("host-{i}"))))
+        .collect();
+    h[0].handle.isolate();
+    for x in &h {
+        x.events
+            .wait(2 * SEC, opened_by(OpenReason::Isolated))
+            .expect("isolated");
+    }
+    let marks: Vec<usize> = h.iter().map(|x| x.events.len()).collect();
+    let _: () = server.cmd(&["FLUSHALL"]);
+    assert!(within(2 * SEC, || server
+        .cmd::<Option<String>>(&["HGET", "cb:{f2}", "isolations"])
+        .as_deref()
+        == Some("1")));
+    std::thread::sleep(Duration::from_millis(300));
+    for (x, m) in h.iter().zip(&marks) {
+        assert!(stayed_open(x, *m), "{:?}", x.events.all());
+    }
+    // The written-back isolation is released like the original one.
+    h[0].handle.release_isolation();
+    for x in &h {
+        assert!(x
+            .events
+            .wait(2 * SEC, closed_by(CloseReason::Released))
+            .is_some());
+    }
+}
+
+/// Run by `a_process_exits_while_its_agent_is_still_connecting` in a child
+/// process: an agent stuck connecting to a server that never answers, never
+/// dropped.
+#[test]
+#[ignore = "run as a child process by another test"]
+fn child_leaves_an_agent_connecting() {
+    let silent = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let url = format!("redis://127.0.0.1:{}", silent.local_addr().unwrap().port());
+    let options = AgentOptions {
+        connect_timeout_ms: 60_000,
+        ..quick()
+    };
+    let host = Host::new(&url, options, spec("e1", "host-0"));
+    std::thread::sleep(Duration::from_millis(100));
+    std::mem::forget(host);
+}
+
+#[test]
+fn a_process_exits_while_its_agent_is_still_connecting() {
+    let started = Instant::now();
+    let mut child = std::process::Command::new(std::env::current_exe().unwrap())
+        .args([
+            "--exact",
+            "child_leaves_an_agent_connecting",
+            "--ignored",
+            "--test-threads=1",
+        ])
+        .stdout(std::process::Stdio::null())
+        .stderr(std::process::Stdio::null())
+        .spawn()
+        .unwrap();
+    let exited = within(10 * SEC, || child.try_wait().unwrap().is_some());
+    if !exited {
+        let _ = child.kill();
+    }
+    assert!(exited, "the process did not exit");
+    assert!(child.wait().unwrap().success());
+    println!(
+        "process with a connecting agent exited after {:?}",
+        started.elapsed()
+    );
+    assert!(started.elapsed() < 5 * SEC);
 }
