@@ -636,3 +636,30 @@ fn a_process_exits_while_its_agent_is_still_connecting() {
     );
     assert!(started.elapsed() < 5 * SEC);
 }
+
+#[test]
+fn a_sink_that_panics_does_not_stop_the_agent() {
+    if !available("a_sink_that_panics_does_not_stop_the_agent") {
+        return;
+    }
+    let server = Server::start();
+    let agent = Agent::start(&server.url, quick()).unwrap();
+    let calls = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
+    let counted = calls.clone();
+    let _bad = agent
+        .register(
+            spec("g1", "host-0"),
+            std::sync::Arc::new(move |_| {
+                counted.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+                panic!("a sink that panics");
+            }),
+        )
+        .unwrap();
+    let good = Events::default();
+    let handle = agent.register(spec("g1", "host-0"), good.sink()).unwrap();
+    good.wait(2 * SEC, is_closed)
+        .expect("the agent still serves");
+    handle.isolate();
+    assert!(good.wait(2 * SEC, is_open).is_some());
+    assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
+}
