@@ -440,3 +440,59 @@ fn disable_closes_every_host_and_no_quorum_opens_it_until_enabled() {
     h[1].handle.trip_vote();
     assert!(h[0].events.wait_from(mark, 2 * SEC, opened).is_some());
 }
+
+#[test]
+fn two_hundred_openings_reach_three_other_hosts_through_pub_sub() {
+    if !available("two_hundred_openings_reach_three_other_hosts_through_pub_sub") {
+        return;
+    }
+    let server = Server::start();
+    // Re-reads a minute apart: only pub/sub can deliver within the test.
+    let options = breaker_fleet::AgentOptions {
+        reread_ms: 60_000,
+        ..quick()
+    };
+    let h: Vec<Host> = (0..4)
+        .map(|i| {
+            let s = BreakerSpec {
+                quorum: 1,
+                ..spec("lat", &format!("host-{i}"))
+            };
+            Host::new(&server.url, options.clone(), s)
+        })
+        .collect();
+    for x in &h {
+        x.events.wait(2 * SEC, is_closed).unwrap();
+    }
+    let mut latencies = Vec::new();
+    for round in 0..200 {
+        let marks: Vec<usize> = h.iter().map(|x| x.events.len()).collect();
+        let sent = Instant::now();
+        h[round % 4].handle.trip_vote();
+        for (i, x) in h.iter().enumerate() {
+            let (_, at, _) = x
+                .events
+                .wait_from(marks[i], SEC, opened)
+                .expect("the opening arrives");
+            if i != round % 4 {
+                latencies.push(at.saturating_duration_since(sent));
+            }
+        }
+        let marks: Vec<usize> = h.iter().map(|x| x.events.len()).collect();
+        h[(round + 1) % 4].handle.reset();
+        for (i, x) in h.iter().enumerate() {
+            x.events
+                .wait_from(marks[i], SEC, is_closed)
+                .expect("the reset arrives");
+        }
+    }
+    latencies.sort();
+    let pct = |p: usize| latencies[(latencies.len() * p / 100).min(latencies.len() - 1)];
+    println!(
+        "vote on one host to Open on the 3 others, {} samples: p50 {:?}, p99 {:?}, max {:?}",
+        latencies.len(),
+        pct(50),
+        pct(99),
+        latencies[latencies.len() - 1]
+    );
+}
