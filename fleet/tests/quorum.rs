@@ -163,40 +163,63 @@ fn prober(h: &[Host], from: &[usize], limit: Duration) -> Option<(usize, breaker
 }
 
 #[test]
-fn exactly_one_of_four_racing_hosts_gets_the_probe() {
-    if !available("exactly_one_of_four_racing_hosts_gets_the_probe") {
+fn exactly_one_probe_among_four_hosts_with_two_breakers_each() {
+    if !available("exactly_one_probe_among_four_hosts_with_two_breakers_each") {
         return;
     }
     let server = Server::start();
     // Leases longer than the test: no second grant can come from expiry.
     let h = hosts(&server, "p1", 4, |s| s.lease_ms = 10_000);
+    // A second breaker of the same name in each host (another worker thread).
+    let workers: Vec<(breaker_fleet::BreakerHandle, support::Events)> = (0..4)
+        .map(|i| {
+            let events = support::Events::default();
+            let mut s = spec("p1", &format!("host-{i}"));
+            s.lease_ms = 10_000;
+            (h[i].agent.register(s, events.sink()).unwrap(), events)
+        })
+        .collect();
     h[0].handle.trip_vote();
-    h[1].handle.trip_vote();
+    workers[1].0.trip_vote();
     for x in &h {
         x.events.wait(2 * SEC, opened).unwrap();
     }
-    // All four ask as the open period ends (300 ms), and ask again on demand.
-    let (winner, lease) = prober(&h, &[0; 4], 2 * SEC).expect("a probe is granted");
+    // All eight ask as the open period ends (300 ms), and ask again on demand.
+    let all: Vec<&support::Events> = h
+        .iter()
+        .map(|x| &x.events)
+        .chain(workers.iter().map(|w| &w.1))
+        .collect();
+    let grants = || {
+        all.iter()
+            .flat_map(|e| e.all())
+            .filter(|e| matches!(e, FleetEvent::ProbeGranted { .. }))
+            .collect::<Vec<_>>()
+    };
+    assert!(
+        within(2 * SEC, || !grants().is_empty()),
+        "a probe is granted"
+    );
     for x in &h {
         x.handle.request_probe();
     }
+    for w in &workers {
+        w.0.request_probe();
+    }
     std::thread::sleep(Duration::from_millis(300));
-    let grants: usize = h
-        .iter()
-        .map(|x| {
-            x.events
-                .all()
-                .iter()
-                .filter(|e| matches!(e, FleetEvent::ProbeGranted { .. }))
-                .count()
-        })
-        .sum();
-    assert_eq!(grants, 1, "one probe for the whole fleet");
-    // Its success closes every host.
-    h[winner].handle.probe_result(&lease, true);
-    for x in &h {
-        let closed = x.events.wait(2 * SEC, closed_by(CloseReason::Probe));
-        assert!(closed.is_some());
+    let granted = grants();
+    assert_eq!(
+        granted.len(),
+        1,
+        "one probe for the whole fleet: {granted:?}"
+    );
+    let FleetEvent::ProbeGranted { lease } = &granted[0] else {
+        unreachable!()
+    };
+    // Its success (reported through any breaker) closes every breaker.
+    h[0].handle.probe_result(lease, true);
+    for e in &all {
+        assert!(e.wait(2 * SEC, closed_by(CloseReason::Probe)).is_some());
     }
 }
 
