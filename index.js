@@ -7,6 +7,9 @@
 // promises.
 
 const fs = require('node:fs')
+const { constants: osConstants } = require('node:os')
+const pathModule = require('node:path')
+const util = require('node:util')
 const { fileURLToPath } = require('node:url')
 const { EventEmitter } = require('node:events')
 const { performance } = require('node:perf_hooks')
@@ -145,13 +148,8 @@ function openBreakerFile(path, options) {
       fd = fs.openSync(where, 'r+')
     } catch (error) {
       if (error.code !== 'ENOENT' || !create) throw error
-      try {
-        fd = createBreakerFile(where, mode, slots)
-      } catch (createError) {
-        if (createError.code === 'ENOENT' && createError.path === where && attempt < 3) continue
-        // A missing folder: say so about the path asked for, not the temporary one.
-        throw createError.code === 'ENOENT' ? error : createError
-      }
+      fd = createBreakerFile(where, mode, slots)
+      if (fd === undefined && attempt === 3) throw error
     }
   }
   try {
@@ -173,32 +171,71 @@ function filePath(path) {
   throw new TypeError(`path must be a non-empty string or a file: URL, got ${describe(path)}`)
 }
 
-// Writes the whole file under a temporary name and links it into place, so
-// nobody ever opens a half-written breaker file. Whoever links first wins;
-// the others open the winner's file.
+// Writes the whole file under a short temporary name in the same folder
+// (a name of up to 255 bytes stays legal) and links it into place, so nobody
+// ever opens a half-written breaker file: its blocks are reserved first,
+// every byte is written and synced before the link, and a file that could
+// not be completed is removed, never linked. Whoever links first wins, and
+// everyone opens the winner's file; undefined if it was removed again at
+// once. Errors name `path`, not the temporary file.
 function createBreakerFile(path, mode, slots) {
-  const temporary = `${path}.${process.pid}-${threadId}-${Math.random().toString(36).slice(2)}.new`
-  const fd = fs.openSync(temporary, 'wx+', mode)
-  let keep = false
+  const temporary = pathModule.join(
+    pathModule.dirname(path),
+    `.cbjs-${process.pid}-${threadId}-${Math.random().toString(36).slice(2, 10)}.new`,
+  )
+  let fd
+  try {
+    fd = fs.openSync(temporary, 'wx+', mode)
+  } catch (error) {
+    throw creationError(error, path)
+  }
   try {
     fs.fchmodSync(fd, mode) // exactly `mode`, whatever the umask
-    fs.writeSync(fd, native.fileImage(slots))
-    try {
-      fs.linkSync(temporary, path)
-    } catch (error) {
-      if (error.code !== 'EEXIST') throw error
-      return fs.openSync(path, 'r+')
+    const image = native.fileImage(slots)
+    const refused = native.reserveFile(fd, image.length)
+    if (refused !== 0) throw systemError(-refused, 'fallocate', path)
+    // A write may store fewer bytes than asked (a file size limit, a full
+    // disk): go on from there; the next write then fails with the reason.
+    for (let written = 0; written < image.length; ) {
+      const wrote = fs.writeSync(fd, image, written, image.length - written, written)
+      if (wrote <= 0) throw systemError(-osConstants.errno.EIO, 'write', path)
+      written += wrote
     }
-    keep = true
-    return fd
+    fs.fsyncSync(fd)
+    fs.linkSync(temporary, path)
+  } catch (error) {
+    if (error.code !== 'EEXIST' || error.syscall !== 'link') throw creationError(error, path)
   } finally {
-    if (!keep) fs.closeSync(fd)
+    fs.closeSync(fd)
     try {
       fs.unlinkSync(temporary)
     } catch {
       // Leaves a stray temporary file, not a leaked descriptor.
     }
   }
+  // Opened by its name, which is what the process's list of mappings then
+  // shows (not a deleted temporary file).
+  try {
+    return fs.openSync(path, 'r+')
+  } catch (error) {
+    if (error.code === 'ENOENT') return undefined
+    throw error
+  }
+}
+
+// A system error met while creating the breaker file at `path`, restated
+// about `path`: the temporary file is ours, not the caller's.
+function creationError(error, path) {
+  if (typeof error?.errno !== 'number' || typeof error.syscall !== 'string' || error.path === path) return error
+  return systemError(error.errno, error.syscall, path)
+}
+
+// An error in the words of `fs` ("EFBIG: file too large, write '...'") for
+// `errno` (negative, as `fs` errors carry it) met by `syscall` on `path`.
+function systemError(errno, syscall, path) {
+  const [code, description] = util.getSystemErrorMap().get(errno) ?? ['UNKNOWN', 'unknown error']
+  const error = new Error(`${code}: ${description}, ${syscall} '${path}'`)
+  return Object.assign(error, { errno, code, syscall, path })
 }
 
 // What a disposed breaker's `execute` reads: never CLOSED, so every call

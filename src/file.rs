@@ -163,3 +163,33 @@ pub enum MapError {
 pub fn map(_fd: i32) -> Result<Arc<Mapping>, MapError> {
     Err(MapError::Unsupported)
 }
+
+/// Reserves the blocks of the first `bytes` bytes of the new breaker file
+/// open as `fd` before it is written, so that a full filesystem fails the
+/// creation instead of leaving a sparse file whose mapping `SIGBUS`es its
+/// users later. Returns 0, or the error number (`ENOSPC`, `EFBIG`, ...).
+/// Where the system or filesystem has no `posix_fallocate`, reserves nothing
+/// and returns 0.
+#[napi_derive::napi]
+#[cfg_attr(test, allow(dead_code))] // called from JavaScript only
+pub fn reserve_file(fd: i32, bytes: u32) -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        loop {
+            // SAFETY: a system call on a descriptor number and a length (a
+            // breaker file is at most 64 MiB, so it fits `off_t`); it reads
+            // and writes no memory of this process.
+            let error = unsafe { libc::posix_fallocate(fd, 0, bytes as libc::off_t) };
+            match error {
+                libc::EINTR => continue,
+                libc::EOPNOTSUPP | libc::ENOSYS => return 0,
+                error => return error,
+            }
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        let _ = (fd, bytes);
+        0
+    }
+}
