@@ -124,7 +124,8 @@ const OPEN_REJECTION = Object.freeze({
  * unless `mode` says otherwise) when it does not exist and `create` is not
  * false; several processes may race to create it, and all end up on the
  * same file. A file that is not exactly a breaker file of this layout is
- * refused and left untouched.
+ * refused and left untouched, and so is a symbolic link unless
+ * `followSymlinks` is true.
  */
 function openBreakerFile(path, options) {
   const where = filePath(path)
@@ -132,23 +133,30 @@ function openBreakerFile(path, options) {
   const slots = typeof options === 'object' && options !== null ? arrayLength(options) : SLOT_COUNT
   const create = readOption(options, 'create') ?? true
   const mode = readOption(options, 'mode') ?? 0o600
+  const followSymlinks = readOption(options, 'followSymlinks') ?? false
   if (typeof create !== 'boolean') {
     throw new TypeError(`options.create must be a boolean, got ${describe(create)}`)
   }
-  if (!Number.isInteger(mode) || mode < 0 || mode > 0o7777) {
+  // Permission bits only: a setuid, setgid or sticky bit on a breaker file is never wanted.
+  if (!Number.isInteger(mode) || mode < 0 || mode > 0o777) {
+    const got = Number.isInteger(mode) && mode > 0o777 ? `0o${mode.toString(8)}` : mode
     throw typeof mode === 'number'
-      ? new RangeError(`options.mode must be an integer from 0 to 0o7777, got ${mode}`)
+      ? new RangeError(`options.mode must be an integer from 0 to 0o777 (permission bits only), got ${got}`)
       : new TypeError(`options.mode must be a number, got ${describe(mode)}`)
   }
+  if (typeof followSymlinks !== 'boolean') {
+    throw new TypeError(`options.followSymlinks must be a boolean, got ${describe(followSymlinks)}`)
+  }
+  const flags = fs.constants.O_RDWR | (followSymlinks ? 0 : fs.constants.O_NOFOLLOW ?? 0)
   let fd
   // Open, or create; a file that another process linked into place and
   // removed again in between sends us round once more.
   for (let attempt = 1; fd === undefined; attempt++) {
     try {
-      fd = fs.openSync(where, 'r+')
+      fd = openFile(where, flags)
     } catch (error) {
       if (error.code !== 'ENOENT' || !create) throw error
-      fd = createBreakerFile(where, mode, slots)
+      fd = createBreakerFile(where, flags, mode, slots)
       if (fd === undefined && attempt === 3) throw error
     }
   }
@@ -156,10 +164,7 @@ function openBreakerFile(path, options) {
     return native.mapFile(fd)
   } catch (error) {
     if (error?.code !== 'ERR_CIRCUIT_BREAKER_FILE') throw error
-    const refused = new Error(`circuit-breaker-js: the file ${where} ${error.message}`)
-    refused.code = error.code
-    refused.path = where
-    throw refused
+    throw fileError(where, error.message)
   } finally {
     fs.closeSync(fd)
   }
@@ -171,6 +176,37 @@ function filePath(path) {
   throw new TypeError(`path must be a non-empty string or a file: URL, got ${describe(path)}`)
 }
 
+// Opens the existing breaker file at `path` read-write. Without O_NOFOLLOW
+// in `flags` a symbolic link is followed; with it, one is refused by name
+// (the system's own error, ELOOP, would say "too many symbolic links"; the
+// BSDs say EMLINK).
+function openFile(path, flags) {
+  try {
+    return fs.openSync(path, flags)
+  } catch (error) {
+    if ((error.code === 'ELOOP' || error.code === 'EMLINK') && (flags & fs.constants.O_NOFOLLOW) !== 0 && isSymlink(path)) {
+      throw fileError(path, 'is a symbolic link; pass followSymlinks: true to open the file it points to')
+    }
+    throw error
+  }
+}
+
+function isSymlink(path) {
+  try {
+    return fs.lstatSync(path).isSymbolicLink()
+  } catch {
+    return false
+  }
+}
+
+// An Error that completes "the file `path` ...", with the code of refused files.
+function fileError(path, what) {
+  const error = new Error(`circuit-breaker-js: the file ${path} ${what}`)
+  error.code = 'ERR_CIRCUIT_BREAKER_FILE'
+  error.path = path
+  return error
+}
+
 // Writes the whole file under a short temporary name in the same folder
 // (a name of up to 255 bytes stays legal) and links it into place, so nobody
 // ever opens a half-written breaker file: its blocks are reserved first,
@@ -178,7 +214,7 @@ function filePath(path) {
 // not be completed is removed, never linked. Whoever links first wins, and
 // everyone opens the winner's file; undefined if it was removed again at
 // once. Errors name `path`, not the temporary file.
-function createBreakerFile(path, mode, slots) {
+function createBreakerFile(path, flags, mode, slots) {
   const temporary = pathModule.join(
     pathModule.dirname(path),
     `.cbjs-${process.pid}-${threadId}-${Math.random().toString(36).slice(2, 10)}.new`,
@@ -216,7 +252,7 @@ function createBreakerFile(path, mode, slots) {
   // Opened by its name, which is what the process's list of mappings then
   // shows (not a deleted temporary file).
   try {
-    return fs.openSync(path, 'r+')
+    return openFile(path, flags)
   } catch (error) {
     if (error.code === 'ENOENT') return undefined
     throw error

@@ -349,10 +349,25 @@ describe('breaker files', () => {
       assert.throws(() => openBreakerFile(bad), (error) => error instanceof TypeError && /^path must be/.test(error.message))
     }
     assert.throws(() => openBreakerFile(newPath(), { create: 'yes' }), /^TypeError: options.create must be a boolean/)
-    assert.throws(() => openBreakerFile(newPath(), { mode: -1 }), /^RangeError: options.mode must be an integer from 0 to 0o7777, got -1/)
+    assert.throws(() => openBreakerFile(newPath(), { mode: -1 }), /^RangeError: options.mode must be an integer from 0 to 0o777 \(permission bits only\), got -1$/)
     assert.throws(() => openBreakerFile(newPath(), { mode: '600' }), /^TypeError: options.mode must be a number/)
+    assert.throws(() => openBreakerFile(newPath(), { followSymlinks: 1 }), /^TypeError: options.followSymlinks must be a boolean, got number 1$/)
   })
 
+  test('a mode with bits outside 0o777 (setuid, setgid, sticky) is refused before any file is made', () => {
+    for (const mode of [0o6777, 0o4600, 0o2600, 0o1666, 0o10000]) {
+      const file = newPath()
+      assert.throws(() => openBreakerFile(file, { mode }), {
+        name: 'RangeError',
+        message: `options.mode must be an integer from 0 to 0o777 (permission bits only), got 0o${mode.toString(8)}`,
+      })
+      assert.throws(() => CircuitBreaker.fromFile(file, { mode }), RangeError)
+      assert.equal(fs.existsSync(file), false)
+    }
+    const file = newPath()
+    openBreakerFile(file, { mode: 0o777 })
+    assert.equal(fs.statSync(file).mode & 0o7777, 0o777)
+  })
 })
 
 describe('breaker files: writing, names, links and mappings', () => {
@@ -449,6 +464,35 @@ describe('breaker files: writing, names, links and mappings', () => {
       try { require('circuit-breaker-js').openBreakerFile(${JSON.stringify(file)}); console.log('{}') }
       catch (error) { console.log(JSON.stringify({ code: error.code, path: error.path, message: error.message })) }`)
     assert.deepEqual(result, { code: 'EACCES', path: file, message: `EACCES: permission denied, open '${file}'` })
+  })
+
+  test('a symbolic link is refused, and its target left alone, unless followSymlinks: true', async () => {
+    const target = newPath()
+    const owner = CircuitBreaker.fromFile(target, { failureThreshold: 1 })
+    const before = fs.readFileSync(target)
+    const link = newPath()
+    fs.symlinkSync(target, link)
+    const refused = { code: 'ERR_CIRCUIT_BREAKER_FILE', path: link, message: `circuit-breaker-js: the file ${link} is a symbolic link; pass followSymlinks: true to open the file it points to` }
+    assert.throws(() => openBreakerFile(link), refused)
+    assert.throws(() => CircuitBreaker.fromFile(link), refused)
+    assert.throws(() => openBreakerFile(link, { create: false, followSymlinks: false }), refused)
+    assert.deepEqual(fs.readFileSync(target), before)
+    // Asked to follow it, the link leads to the target's breaker.
+    const follower = CircuitBreaker.fromFile(link, { failureThreshold: 1, followSymlinks: true })
+    await follower.execute(async () => Promise.reject(new Error('down'))).catch(() => {})
+    assert.equal(owner.getState(), 'OPEN')
+    follower.dispose()
+    owner.dispose()
+  })
+
+  test('a dangling symbolic link is refused, and nothing is created where it points', () => {
+    const target = newPath()
+    const link = newPath()
+    fs.symlinkSync(target, link)
+    assert.throws(() => openBreakerFile(link), { code: 'ERR_CIRCUIT_BREAKER_FILE', path: link, message: /is a symbolic link/ })
+    assert.throws(() => openBreakerFile(link, { followSymlinks: true }), { code: 'ENOENT' })
+    assert.equal(fs.existsSync(target), false)
+    assert.equal(fs.lstatSync(link).isSymbolicLink(), true)
   })
 
   test('70,000 opens and disposes in a loop that never yields keep one mapping, shared by every name of the file', () => {
