@@ -20,9 +20,9 @@ const temporaries = (dir) => fs.readdirSync(dir).filter((name) => name.startsWit
 const root = new URL('..', import.meta.url)
 // Runs CommonJS `script` in a child process (through bash when `shell`
 // prefixes it, e.g. with a ulimit); its stdout parsed as JSON.
-function runChild(script, { args = [], shell } = {}) {
+function runChild(script, { shell } = {}) {
   const run = shell === undefined
-    ? spawnSync(process.execPath, [...args, '-e', script], { cwd: root, encoding: 'utf8' })
+    ? spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' })
     : spawnSync('bash', ['-c', `${shell}; exec "$0" -e "$1"`, process.execPath, script], { cwd: root, encoding: 'utf8' })
   assert.equal(run.status, 0, `exit ${run.status} ${run.signal ?? ''}: ${run.stderr}`)
   return JSON.parse(run.stdout)
