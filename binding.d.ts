@@ -79,6 +79,16 @@ export interface PolicyOptions {
  */
 export declare function releaseIsolation(id: number, epoch: number): void
 
+/**
+ * Reserves the blocks of the first `bytes` bytes of the new breaker file
+ * open as `fd` before it is written, so that a full filesystem fails the
+ * creation instead of leaving a sparse file whose mapping `SIGBUS`es its
+ * users later. Returns 0, or the error number (`ENOSPC`, `EFBIG`, ...).
+ * Where the system or filesystem has no `posix_fallocate`, reserves nothing
+ * and returns 0.
+ */
+export declare function reserveFile(fd: number, bytes: number): number
+
 /** Closes the breaker and clears the failure run, backoff, window and isolations. */
 export declare function reset(id: number): void
 

@@ -843,6 +843,7 @@ module.exports.forceHalfOpen = nativeBinding.forceHalfOpen
 module.exports.isolate = nativeBinding.isolate
 module.exports.layout = nativeBinding.layout
 module.exports.releaseIsolation = nativeBinding.releaseIsolation
+module.exports.reserveFile = nativeBinding.reserveFile
 module.exports.reset = nativeBinding.reset
 module.exports.setDisabled = nativeBinding.setDisabled
 module.exports.state = nativeBinding.state

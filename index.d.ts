@@ -116,23 +116,32 @@ export type TaskSignal = typeof globalThis extends { AbortSignal: { prototype: i
 export interface BreakerFileOptions {
   /** Create the file when it does not exist. Default true. */
   create?: boolean
-  /** Permission bits of a file this call creates, exactly (the umask does not apply). Default 0o600. */
+  /**
+   * Permission bits of a file this call creates, exactly (the umask does not apply):
+   * 0 to 0o777, no setuid, setgid or sticky bit. Default 0o600.
+   */
   mode?: number
+  /** Open the file a symbolic link at `path` points to; otherwise a link is refused. Default false. */
+  followSymlinks?: boolean
 }
 
 /**
  * An `Int32Array` over the slots of the breaker file at `path`, memory-mapped
  * shared: every process and thread that builds a breaker over the same file
  * shares one breaker. Creates the file when it does not exist (race-free:
- * processes starting at once all end on one file). The mapping is released
- * when nothing refers to the array or a breaker over it any more; the file is
- * never deleted. Linux and macOS.
+ * processes starting at once all end on one file; a file that cannot be
+ * written whole is never linked into place). A process maps each file once,
+ * however often it opens it; the mapping is released when nothing refers to
+ * an array or a breaker over it any more; the file is never deleted. Linux
+ * and macOS.
  *
  * @throws {TypeError} `path` is not a non-empty string or `file:` URL; a bad option type.
- * @throws {RangeError} `mode` out of range.
+ * @throws {RangeError} `mode` out of range (0 to 0o777).
  * @throws {Error} with `code` `'ERR_CIRCUIT_BREAKER_FILE'` and `path`: the file is not
- *   a breaker file of this layout (wrong magic, version, layout or length); it is left
- *   untouched. Errors of `fs` (`ENOENT`, `EACCES`, `EISDIR`, ...) as they are.
+ *   a breaker file of this layout (wrong magic, version, layout or length), or `path`
+ *   is a symbolic link and `followSymlinks` is not true; it is left untouched. Errors
+ *   of `fs` (`ENOENT`, `EACCES`, `EISDIR`, `ENOSPC`, `EFBIG`, ...) as they are, naming
+ *   `path`.
  */
 export declare function openBreakerFile(path: string | FileURL, options?: BreakerFileOptions): Int32Array
 
