@@ -36,6 +36,13 @@ export declare function fileImage(slots: number): Buffer
 export declare function forceHalfOpen(id: number): void
 
 /**
+ * The clock that decides open periods, leases and time windows: ms on the
+ * host's monotonic clock (CLOCK_BOOTTIME on Linux: ms since boot, suspend
+ * included). Every thread and process of the host reads the same clock.
+ */
+export declare function hostClockMs(): number
+
+/**
  * Holds the breaker OPEN for every thread until released or reset.
  * Returns the isolation's epoch, for `releaseIsolation`.
  */

@@ -21,9 +21,12 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+mod clock;
 mod file;
+
+use breaker_core::Clock;
+use clock::HostClock;
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("the STATE slot is the low half of a 64-bit word: little-endian targets only");
@@ -62,14 +65,6 @@ thread_local! {
 }
 
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-
-/// Wall-clock ms since the Unix epoch, the scale of `Date.now()`.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn stale_handle(id: u32) -> Error {
     Error::new(
@@ -416,7 +411,7 @@ unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) ->
     // SAFETY: called by N-API with a live env and callback info.
     unsafe {
         hot_call::<2>(env, info, |[id, fallback]| {
-            with(id, |i| match i.breaker.admit(now_ms(), i.stripe) {
+            with(id, |i| match i.breaker.admit(HostClock::new(), i.stripe) {
                 Admission::Run => ADMIT_RUN,
                 Admission::Reject => {
                     if fallback != 0 {
@@ -439,11 +434,11 @@ unsafe extern "C" fn success(env: sys::napi_env, info: sys::napi_callback_info) 
     unsafe {
         hot_call::<3>(env, info, |[id, count, ends_run]| {
             with(id, |i| {
-                let (count, now) = (u64::from(count), now_ms());
+                let (count, now) = (u64::from(count), HostClock::new());
                 if ends_run != 0 {
-                    i.breaker.on_successes(count, now, i.stripe);
+                    i.breaker.on_successes(count, &now, i.stripe);
                 } else {
-                    i.breaker.publish_successes(count, now, i.stripe);
+                    i.breaker.publish_successes(count, &now, i.stripe);
                 }
                 f64::NAN
             })
@@ -462,7 +457,11 @@ unsafe extern "C" fn marked_success(
     unsafe {
         hot_call::<2>(env, info, |[id, bits]| {
             with(id, |i| {
-                transition_code(i.breaker.on_marked_success(marks(bits), now_ms(), i.stripe))
+                transition_code(i.breaker.on_marked_success(
+                    marks(bits),
+                    HostClock::new(),
+                    i.stripe,
+                ))
             })
         })
     }
@@ -476,7 +475,11 @@ unsafe extern "C" fn failure(env: sys::napi_env, info: sys::napi_callback_info) 
     unsafe {
         hot_call::<2>(env, info, |[id, bits]| {
             with(id, |i| {
-                transition_code(i.breaker.on_marked_failure(marks(bits), now_ms(), i.stripe))
+                transition_code(i.breaker.on_marked_failure(
+                    marks(bits),
+                    HostClock::new(),
+                    i.stripe,
+                ))
             })
         })
     }
@@ -498,7 +501,7 @@ unsafe extern "C" fn probe_result(
                     ticket,
                     succeeded != 0,
                     marks(bits),
-                    now_ms(),
+                    HostClock::new(),
                     i.stripe,
                 ))
             })
@@ -762,17 +765,25 @@ pub fn dispose(env: Env, owner: Object) -> bool {
     true
 }
 
+/// The clock that decides open periods, leases and time windows: ms on the
+/// host's monotonic clock (CLOCK_BOOTTIME on Linux: ms since boot, suspend
+/// included). Every thread and process of the host reads the same clock.
+#[napi]
+pub fn host_clock_ms() -> f64 {
+    clock::host_ms() as f64
+}
+
 /// The state a caller would meet now: 0 CLOSED, 1 OPEN, 2 HALF_OPEN.
 #[napi]
 pub fn state(id: u32) -> Result<u32> {
-    with(id, |i| i.breaker.state(now_ms()) as u32)
+    with(id, |i| i.breaker.state(HostClock::new()) as u32)
 }
 
 /// Forces a new half-open episode: the next caller probes.
 #[napi]
 pub fn force_half_open(id: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.force_half_open_at(now_ms());
+        i.breaker.force_half_open_at(HostClock::new());
     })
 }
 
@@ -780,7 +791,7 @@ pub fn force_half_open(id: u32) -> Result<()> {
 /// Returns the isolation's epoch, for `releaseIsolation`.
 #[napi]
 pub fn isolate(id: u32) -> Result<u32> {
-    with(id, |i| i.breaker.isolate(now_ms()).0)
+    with(id, |i| i.breaker.isolate(HostClock::new()).0)
 }
 
 /// Releases one isolation taken in `epoch`; the last one closes the breaker.
@@ -788,7 +799,7 @@ pub fn isolate(id: u32) -> Result<u32> {
 #[napi]
 pub fn release_isolation(id: u32, epoch: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.release_isolation(epoch, now_ms());
+        i.breaker.release_isolation(epoch, HostClock::new());
     })
 }
 
@@ -796,7 +807,7 @@ pub fn release_isolation(id: u32, epoch: u32) -> Result<()> {
 #[napi]
 pub fn reset(id: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.reset(now_ms());
+        i.breaker.reset(HostClock::new());
     })
 }
 
@@ -804,7 +815,7 @@ pub fn reset(id: u32) -> Result<()> {
 #[napi]
 pub fn set_disabled(id: u32, disabled: bool) -> Result<()> {
     with(id, |i| {
-        i.breaker.set_disabled(disabled, now_ms());
+        i.breaker.set_disabled(disabled, HostClock::new());
     })
 }
 
@@ -884,11 +895,19 @@ pub struct Stats {
     pub latency_buckets: Option<Vec<f64>>,
 }
 
+/// A stored wall-clock time as users see it: never later than now. A time
+/// stored before the wall clock was stepped back reads as now until the clock
+/// passes it again (or, for the last success and failure, the next one
+/// replaces it).
+fn shown(ms: u64, now: &HostClock) -> f64 {
+    ms.min(now.wall_ms()) as f64
+}
+
 /// Reads every statistic of breaker `id`.
 #[napi]
 pub fn stats(id: u32) -> Result<Stats> {
     with(id, |i| {
-        let now = now_ms();
+        let now = &HostClock::new();
         let b = &i.breaker;
         let state = b.state(now) as u32;
         let t = b.totals();
@@ -898,7 +917,7 @@ pub fn stats(id: u32) -> Result<Stats> {
         let bounds = LATENCY_BOUNDS.iter().map(|&b| b as f64).collect();
         Stats {
             state,
-            state_since: b.state_since().unwrap_or(0) as f64,
+            state_since: shown(b.state_since().unwrap_or(0), now),
             consecutive_failures: b.consecutive_failures(),
             isolations: switches.isolations,
             disabled: switches.disabled,
@@ -913,8 +932,8 @@ pub fn stats(id: u32) -> Result<Stats> {
             probes: t.probes as f64,
             slow_calls: t.slow_calls as f64,
             filtered: t.filtered as f64,
-            last_success_time: t.last_success_ms as f64,
-            last_failure_time: t.last_failure_ms as f64,
+            last_success_time: shown(t.last_success_ms, now),
+            last_failure_time: shown(t.last_failure_ms, now),
             window_calls: window.map(|w| w.calls as f64),
             window_failures: window.map(|w| w.bad as f64),
             latency_count: latency.as_ref().map(|l| l.count as f64),
@@ -969,14 +988,15 @@ pub struct Totals {
 pub fn totals(id: u32) -> Result<Totals> {
     with(id, |i| {
         let t = i.breaker.totals();
+        let now = &HostClock::new();
         Totals {
             requests: t.requests as f64,
             successes: t.successes as f64,
             failures: t.failures as f64,
             rejections: t.rejections as f64,
             consecutive_failures: i.breaker.consecutive_failures(),
-            last_success_time: t.last_success_ms as f64,
-            last_failure_time: t.last_failure_ms as f64,
+            last_success_time: shown(t.last_success_ms, now),
+            last_failure_time: shown(t.last_failure_ms, now),
         }
     })
 }
