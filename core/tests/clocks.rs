@@ -6,8 +6,10 @@
 use breaker_core::breaker::Policies;
 use breaker_core::features::claim_features;
 use breaker_core::{
-    claim_layout, Admission, Breaker, Config, Now, OwnedSlots, Slots, State, Stripe, Transition,
+    claim_layout, Admission, Breaker, Clock, Config, Now, OwnedSlots, Slots, State, Stripe,
+    Transition,
 };
+use std::cell::Cell;
 
 const WALL: u64 = 1_764_000_000_000; // a Date.now()-scale time
 const MONO: u64 = 86_400_000; // a day after boot
@@ -176,4 +178,48 @@ fn an_opening_stamped_by_an_earlier_boot_in_the_future_restarts_its_wait_from_no
     assert_eq!(b.admit(at(0, 0), MAIN), Admission::Reject);
     assert_eq!(b.admit(at(999, 0), MAIN), Admission::Reject);
     assert!(matches!(b.admit(at(1000, 0), MAIN), Admission::Probe(_)));
+}
+
+/// Counts how often a call asks for each reading.
+#[derive(Default)]
+struct Counting {
+    mono: Cell<u32>,
+    wall: Cell<u32>,
+}
+
+impl Clock for Counting {
+    fn mono_ms(&self) -> u64 {
+        self.mono.set(self.mono.get() + 1);
+        MONO
+    }
+
+    fn wall_ms(&self) -> u64 {
+        self.wall.set(self.wall.get() + 1);
+        WALL
+    }
+}
+
+fn reads(call: impl FnOnce(&Counting)) -> (u32, u32) {
+    let clock = Counting::default();
+    call(&clock);
+    (clock.mono.get(), clock.wall.get())
+}
+
+#[test]
+fn each_call_asks_only_for_the_readings_it_uses() {
+    let memory = OwnedSlots::new();
+    let b = plain(&memory, 60_000);
+    // CLOSED: admitting needs no time; a failure below the threshold stores
+    // the wall clock only (no time window here).
+    assert_eq!(
+        reads(|c| assert_eq!(b.admit(c, MAIN), Admission::Run)),
+        (0, 0)
+    );
+    assert_eq!(reads(|c| b.on_success(c, MAIN)), (0, 1));
+    // Opening: the stamp (monotonic), the log and the last failure (wall).
+    let (mono, wall) = reads(|c| assert!(b.on_failure(c, MAIN).is_some()));
+    assert!(mono >= 1 && wall >= 1, "{mono} {wall}");
+    // A rejection while OPEN reads the monotonic clock only.
+    let (mono, wall) = reads(|c| assert_eq!(b.admit(c, MAIN), Admission::Reject));
+    assert!(mono >= 1 && wall == 0, "{mono} {wall}");
 }
