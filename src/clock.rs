@@ -13,34 +13,14 @@
 //!   other     CLOCK_MONOTONIC
 //! ```
 
-use breaker_core::Clock;
-use std::cell::Cell;
+use breaker_core::ReadOnce;
 use std::time::{SystemTime, UNIX_EPOCH};
 
-/// Both clocks of the host, each read the first time a call asks for it, so
-/// every question within one call gets the same answer.
-pub(crate) struct HostClock {
-    mono: Cell<Option<u64>>,
-    wall: Cell<Option<u64>>,
-}
+/// Both clocks of the host, each read the first time a call asks for it.
+pub(crate) type HostClock = ReadOnce<fn() -> u64, fn() -> u64>;
 
-impl HostClock {
-    pub(crate) fn new() -> Self {
-        HostClock {
-            mono: Cell::new(None),
-            wall: Cell::new(None),
-        }
-    }
-}
-
-impl Clock for HostClock {
-    fn mono_ms(&self) -> u64 {
-        *self.mono.get().get_or_insert_with(host_ms)
-    }
-
-    fn wall_ms(&self) -> u64 {
-        *self.wall.get().get_or_insert_with(wall_ms)
-    }
+pub(crate) fn host_clock() -> HostClock {
+    ReadOnce::new(host_ms, wall_ms)
 }
 
 /// Wall-clock ms since the Unix epoch, the scale of `Date.now()`.

@@ -26,7 +26,7 @@ mod clock;
 mod file;
 
 use breaker_core::Clock;
-use clock::HostClock;
+use clock::{host_clock, HostClock};
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("the STATE slot is the low half of a 64-bit word: little-endian targets only");
@@ -411,7 +411,7 @@ unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) ->
     // SAFETY: called by N-API with a live env and callback info.
     unsafe {
         hot_call::<2>(env, info, |[id, fallback]| {
-            with(id, |i| match i.breaker.admit(HostClock::new(), i.stripe) {
+            with(id, |i| match i.breaker.admit(host_clock(), i.stripe) {
                 Admission::Run => ADMIT_RUN,
                 Admission::Reject => {
                     if fallback != 0 {
@@ -434,7 +434,7 @@ unsafe extern "C" fn success(env: sys::napi_env, info: sys::napi_callback_info) 
     unsafe {
         hot_call::<3>(env, info, |[id, count, ends_run]| {
             with(id, |i| {
-                let (count, now) = (u64::from(count), HostClock::new());
+                let (count, now) = (u64::from(count), host_clock());
                 if ends_run != 0 {
                     i.breaker.on_successes(count, &now, i.stripe);
                 } else {
@@ -457,11 +457,10 @@ unsafe extern "C" fn marked_success(
     unsafe {
         hot_call::<2>(env, info, |[id, bits]| {
             with(id, |i| {
-                transition_code(i.breaker.on_marked_success(
-                    marks(bits),
-                    HostClock::new(),
-                    i.stripe,
-                ))
+                transition_code(
+                    i.breaker
+                        .on_marked_success(marks(bits), host_clock(), i.stripe),
+                )
             })
         })
     }
@@ -475,11 +474,10 @@ unsafe extern "C" fn failure(env: sys::napi_env, info: sys::napi_callback_info) 
     unsafe {
         hot_call::<2>(env, info, |[id, bits]| {
             with(id, |i| {
-                transition_code(i.breaker.on_marked_failure(
-                    marks(bits),
-                    HostClock::new(),
-                    i.stripe,
-                ))
+                transition_code(
+                    i.breaker
+                        .on_marked_failure(marks(bits), host_clock(), i.stripe),
+                )
             })
         })
     }
@@ -501,7 +499,7 @@ unsafe extern "C" fn probe_result(
                     ticket,
                     succeeded != 0,
                     marks(bits),
-                    HostClock::new(),
+                    host_clock(),
                     i.stripe,
                 ))
             })
@@ -776,14 +774,14 @@ pub fn host_clock_ms() -> f64 {
 /// The state a caller would meet now: 0 CLOSED, 1 OPEN, 2 HALF_OPEN.
 #[napi]
 pub fn state(id: u32) -> Result<u32> {
-    with(id, |i| i.breaker.state(HostClock::new()) as u32)
+    with(id, |i| i.breaker.state(host_clock()) as u32)
 }
 
 /// Forces a new half-open episode: the next caller probes.
 #[napi]
 pub fn force_half_open(id: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.force_half_open_at(HostClock::new());
+        i.breaker.force_half_open_at(host_clock());
     })
 }
 
@@ -791,7 +789,7 @@ pub fn force_half_open(id: u32) -> Result<()> {
 /// Returns the isolation's epoch, for `releaseIsolation`.
 #[napi]
 pub fn isolate(id: u32) -> Result<u32> {
-    with(id, |i| i.breaker.isolate(HostClock::new()).0)
+    with(id, |i| i.breaker.isolate(host_clock()).0)
 }
 
 /// Releases one isolation taken in `epoch`; the last one closes the breaker.
@@ -799,7 +797,7 @@ pub fn isolate(id: u32) -> Result<u32> {
 #[napi]
 pub fn release_isolation(id: u32, epoch: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.release_isolation(epoch, HostClock::new());
+        i.breaker.release_isolation(epoch, host_clock());
     })
 }
 
@@ -807,7 +805,7 @@ pub fn release_isolation(id: u32, epoch: u32) -> Result<()> {
 #[napi]
 pub fn reset(id: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.reset(HostClock::new());
+        i.breaker.reset(host_clock());
     })
 }
 
@@ -815,7 +813,7 @@ pub fn reset(id: u32) -> Result<()> {
 #[napi]
 pub fn set_disabled(id: u32, disabled: bool) -> Result<()> {
     with(id, |i| {
-        i.breaker.set_disabled(disabled, HostClock::new());
+        i.breaker.set_disabled(disabled, host_clock());
     })
 }
 
@@ -907,7 +905,7 @@ fn shown(ms: u64, now: &HostClock) -> f64 {
 #[napi]
 pub fn stats(id: u32) -> Result<Stats> {
     with(id, |i| {
-        let now = &HostClock::new();
+        let now = &host_clock();
         let b = &i.breaker;
         let state = b.state(now) as u32;
         let t = b.totals();
@@ -988,7 +986,7 @@ pub struct Totals {
 pub fn totals(id: u32) -> Result<Totals> {
     with(id, |i| {
         let t = i.breaker.totals();
-        let now = &HostClock::new();
+        let now = &host_clock();
         Totals {
             requests: t.requests as f64,
             successes: t.successes as f64,

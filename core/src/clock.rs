@@ -15,6 +15,8 @@
 //! something only on the boot that wrote it; what the core does with one left
 //! in a breaker file by an earlier boot is described at [`Clock::mono_ms`].
 
+use std::cell::Cell;
+
 /// Where a call gets the time. Readings are taken lazily by the caller's
 /// implementation if it likes: a call asks for each reading only when it
 /// needs it, and should get the same answer every time it asks.
@@ -33,6 +35,50 @@ pub trait Clock {
 
     /// Milliseconds since the Unix epoch.
     fn wall_ms(&self) -> u64;
+}
+
+/// A [`Clock`] over two reading functions, each called at most once, the
+/// first time a call asks for its reading: a call that needs no wall-clock
+/// time never reads the wall clock, and every question within one call gets
+/// the same answer. The core still reads no clock: the functions are given.
+pub struct ReadOnce<M, W> {
+    read_mono: M,
+    read_wall: W,
+    mono: Cell<Option<u64>>,
+    wall: Cell<Option<u64>>,
+}
+
+impl<M: Fn() -> u64, W: Fn() -> u64> ReadOnce<M, W> {
+    pub fn new(read_mono: M, read_wall: W) -> Self {
+        ReadOnce {
+            read_mono,
+            read_wall,
+            mono: Cell::new(None),
+            wall: Cell::new(None),
+        }
+    }
+}
+
+impl<M: Fn() -> u64, W: Fn() -> u64> Clock for ReadOnce<M, W> {
+    fn mono_ms(&self) -> u64 {
+        once(&self.mono, &self.read_mono)
+    }
+
+    fn wall_ms(&self) -> u64 {
+        once(&self.wall, &self.read_wall)
+    }
+}
+
+/// The reading kept in `kept`, taken with `read` if there is none yet.
+fn once(kept: &Cell<Option<u64>>, read: impl Fn() -> u64) -> u64 {
+    match kept.get() {
+        Some(ms) => ms,
+        None => {
+            let ms = read();
+            kept.set(Some(ms));
+            ms
+        }
+    }
 }
 
 /// Both readings, taken already.

@@ -20,7 +20,7 @@ pub use breaker::{
 #[cfg(not(loom))]
 pub use cells::Slots;
 pub use cells::{claim_layout, Cells, MemoryError};
-pub use clock::{Clock, Now};
+pub use clock::{Clock, Now, ReadOnce};
 #[cfg(not(loom))]
 pub use owned::OwnedSlots;
 

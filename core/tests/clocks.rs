@@ -6,8 +6,8 @@
 use breaker_core::breaker::Policies;
 use breaker_core::features::claim_features;
 use breaker_core::{
-    claim_layout, Admission, Breaker, Clock, Config, Now, OwnedSlots, Slots, State, Stripe,
-    Transition,
+    claim_layout, Admission, Breaker, Clock, Config, Now, OwnedSlots, ReadOnce, Slots, State,
+    Stripe, Transition,
 };
 use std::cell::Cell;
 
@@ -222,4 +222,26 @@ fn each_call_asks_only_for_the_readings_it_uses() {
     // A rejection while OPEN reads the monotonic clock only.
     let (mono, wall) = reads(|c| assert_eq!(b.admit(c, MAIN), Admission::Reject));
     assert!(mono >= 1 && wall == 0, "{mono} {wall}");
+}
+
+#[test]
+fn a_read_once_clock_reads_each_clock_at_most_once_and_only_when_asked() {
+    let memory = OwnedSlots::new();
+    let b = plain(&memory, 60_000);
+    b.on_failure(at(0, 0), MAIN);
+    let (mono_reads, wall_reads) = (Cell::new(0u32), Cell::new(0u32));
+    let clock = ReadOnce::new(
+        || {
+            mono_reads.set(mono_reads.get() + 1);
+            MONO + 10 + u64::from(mono_reads.get())
+        },
+        || {
+            wall_reads.set(wall_reads.get() + 1);
+            WALL
+        },
+    );
+    assert_eq!(b.admit(&clock, MAIN), Admission::Reject);
+    assert_eq!(b.admit(&clock, MAIN), Admission::Reject);
+    assert_eq!((mono_reads.get(), wall_reads.get()), (1, 0));
+    assert_eq!(clock.mono_ms(), MONO + 11, "the first reading is kept");
 }
