@@ -100,7 +100,10 @@ export declare function stats(id: number): Stats
 export interface Stats {
   /** 0 CLOSED, 1 OPEN, 2 HALF_OPEN, as a caller would meet it now. */
   state: number
-  /** ms since the epoch when the current state began; 0 if unknown. */
+  /**
+   * Wall-clock ms since the epoch when the current state began, never
+   * later than now; 0 if unknown.
+   */
   stateSince: number
   consecutiveFailures: number
   isolations: number
@@ -118,7 +121,9 @@ export interface Stats {
   probes: number
   slowCalls: number
   filtered: number
+  /** Wall-clock ms since the epoch, never later than now; 0 if never. */
   lastSuccessTime: number
+  /** Wall-clock ms since the epoch, never later than now; 0 if never. */
   lastFailureTime: number
   windowCalls?: number
   windowFailures?: number
@@ -146,9 +151,9 @@ export interface Totals {
   rejections: number
   /** The current run of consecutive failures. */
   consecutiveFailures: number
-  /** ms since the Unix epoch; 0 if never. */
+  /** ms since the Unix epoch, never later than now; 0 if never. */
   lastSuccessTime: number
-  /** ms since the Unix epoch; 0 if never. */
+  /** ms since the Unix epoch, never later than now; 0 if never. */
   lastFailureTime: number
 }
 

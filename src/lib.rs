@@ -859,7 +859,8 @@ const LATENCY_BOUNDS: [u64; 15] = {
 pub struct Stats {
     /// 0 CLOSED, 1 OPEN, 2 HALF_OPEN, as a caller would meet it now.
     pub state: u32,
-    /// ms since the epoch when the current state began; 0 if unknown.
+    /// Wall-clock ms since the epoch when the current state began, never
+    /// later than now; 0 if unknown.
     pub state_since: f64,
     pub consecutive_failures: u32,
     pub isolations: u32,
@@ -877,7 +878,9 @@ pub struct Stats {
     pub probes: f64,
     pub slow_calls: f64,
     pub filtered: f64,
+    /// Wall-clock ms since the epoch, never later than now; 0 if never.
     pub last_success_time: f64,
+    /// Wall-clock ms since the epoch, never later than now; 0 if never.
     pub last_failure_time: f64,
     pub window_calls: Option<f64>,
     pub window_failures: Option<f64>,
@@ -975,9 +978,9 @@ pub struct Totals {
     pub rejections: f64,
     /// The current run of consecutive failures.
     pub consecutive_failures: u32,
-    /// ms since the Unix epoch; 0 if never.
+    /// ms since the Unix epoch, never later than now; 0 if never.
     pub last_success_time: f64,
-    /// ms since the Unix epoch; 0 if never.
+    /// ms since the Unix epoch, never later than now; 0 if never.
     pub last_failure_time: f64,
 }
 
