@@ -25,7 +25,6 @@ use std::sync::Arc;
 mod clock;
 mod file;
 
-use breaker_core::Clock;
 use clock::{host_clock, HostClock};
 
 #[cfg(not(target_endian = "little"))]
@@ -896,12 +895,9 @@ pub struct Stats {
     pub latency_buckets: Option<Vec<f64>>,
 }
 
-/// A stored wall-clock time as users see it: never later than now. A time
-/// stored before the wall clock was stepped back reads as now until the clock
-/// passes it again (or, for the last success and failure, the next one
-/// replaces it).
+/// A stored wall-clock time as users see it (see [`breaker_core::clock::as_seen`]).
 fn shown(ms: u64, now: &HostClock) -> f64 {
-    ms.min(now.wall_ms()) as f64
+    breaker_core::clock::as_seen(ms, now) as f64
 }
 
 /// Reads every statistic of breaker `id`.

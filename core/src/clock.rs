@@ -37,6 +37,13 @@ pub trait Clock {
     fn wall_ms(&self) -> u64;
 }
 
+/// A stored wall-clock time as users see it at `now`: never later than now.
+/// A time stored before the wall clock was stepped back reads as now until
+/// the clock passes it again.
+pub fn as_seen(stored_ms: u64, now: impl Clock) -> u64 {
+    stored_ms.min(now.wall_ms())
+}
+
 /// A [`Clock`] over two reading functions, each called at most once, the
 /// first time a call asks for its reading: a call that needs no wall-clock
 /// time never reads the wall clock, and every question within one call gets

@@ -4,6 +4,7 @@
 //! that the stored wall-clock times follow the clock users see.
 
 use breaker_core::breaker::Policies;
+use breaker_core::clock::as_seen;
 use breaker_core::features::claim_features;
 use breaker_core::{
     claim_layout, Admission, Breaker, Clock, Config, Now, OwnedSlots, ReadOnce, Slots, State,
@@ -244,4 +245,17 @@ fn a_read_once_clock_reads_each_clock_at_most_once_and_only_when_asked() {
     assert_eq!(b.admit(&clock, MAIN), Admission::Reject);
     assert_eq!((mono_reads.get(), wall_reads.get()), (1, 0));
     assert_eq!(clock.mono_ms(), MONO + 11, "the first reading is kept");
+}
+
+#[test]
+fn times_stored_before_the_wall_clock_stepped_back_are_never_seen_in_the_future() {
+    let memory = OwnedSlots::new();
+    let b = plain(&memory, 60_000);
+    b.on_failure(at(10, 0), MAIN);
+    let since = b.state_since().expect("the opening is logged");
+    let back = at(20, -(HOUR as i64));
+    assert_eq!(as_seen(since, back), WALL + 20 - HOUR);
+    assert_eq!(as_seen(b.totals().last_failure_ms, back), WALL + 20 - HOUR);
+    // Once the clock has passed it again, the stored time shows.
+    assert_eq!(as_seen(since, at(20 + HOUR, -(HOUR as i64))), WALL + 10);
 }
