@@ -36,6 +36,13 @@ export declare function fileImage(slots: number): Buffer
 export declare function forceHalfOpen(id: number): void
 
 /**
+ * The clock that decides open periods, leases and time windows: ms on the
+ * host's monotonic clock (CLOCK_BOOTTIME on Linux: ms since boot, suspend
+ * included). Every thread and process of the host reads the same clock.
+ */
+export declare function hostClockMs(): number
+
+/**
  * Holds the breaker OPEN for every thread until released or reset.
  * Returns the isolation's epoch (an integer below 2^48), for
  * `releaseIsolation`; -1, taking nothing, when `MAX_ISOLATIONS` are held.
@@ -105,7 +112,10 @@ export declare function stats(id: number): Stats
 export interface Stats {
   /** 0 CLOSED, 1 OPEN, 2 HALF_OPEN, as a caller would meet it now. */
   state: number
-  /** ms since the epoch when the current state began; 0 if unknown. */
+  /**
+   * Wall-clock ms since the epoch when the current state began, never
+   * later than now; 0 if unknown.
+   */
   stateSince: number
   consecutiveFailures: number
   isolations: number
@@ -123,7 +133,9 @@ export interface Stats {
   probes: number
   slowCalls: number
   filtered: number
+  /** Wall-clock ms since the epoch, never later than now; 0 if never. */
   lastSuccessTime: number
+  /** Wall-clock ms since the epoch, never later than now; 0 if never. */
   lastFailureTime: number
   windowCalls?: number
   windowFailures?: number
@@ -151,9 +163,9 @@ export interface Totals {
   rejections: number
   /** The current run of consecutive failures. */
   consecutiveFailures: number
-  /** ms since the Unix epoch; 0 if never. */
+  /** ms since the Unix epoch, never later than now; 0 if never. */
   lastSuccessTime: number
-  /** ms since the Unix epoch; 0 if never. */
+  /** ms since the Unix epoch, never later than now; 0 if never. */
   lastFailureTime: number
 }
 

@@ -840,6 +840,7 @@ module.exports.create = nativeBinding.create
 module.exports.dispose = nativeBinding.dispose
 module.exports.fileImage = nativeBinding.fileImage
 module.exports.forceHalfOpen = nativeBinding.forceHalfOpen
+module.exports.hostClockMs = nativeBinding.hostClockMs
 module.exports.isolate = nativeBinding.isolate
 module.exports.layout = nativeBinding.layout
 module.exports.releaseIsolation = nativeBinding.releaseIsolation
