@@ -36,8 +36,16 @@ export declare function fileImage(slots: number): Buffer
 export declare function forceHalfOpen(id: number): void
 
 /**
+ * The clock that decides open periods, leases and time windows: ms on the
+ * host's monotonic clock (CLOCK_BOOTTIME on Linux: ms since boot, suspend
+ * included). Every thread and process of the host reads the same clock.
+ */
+export declare function hostClockMs(): number
+
+/**
  * Holds the breaker OPEN for every thread until released or reset.
- * Returns the isolation's epoch, for `releaseIsolation`.
+ * Returns the isolation's epoch (an integer below 2^48), for
+ * `releaseIsolation`; -1, taking nothing, when `MAX_ISOLATIONS` are held.
  */
 export declare function isolate(id: number): number
 
@@ -73,9 +81,20 @@ export interface PolicyOptions {
 
 /**
  * Releases one isolation taken in `epoch`; the last one closes the breaker.
- * An isolation from before a `reset` releases nothing.
+ * An isolation from before a `reset`, or an `epoch` no isolation could have
+ * (not an integer from 0 to 2^48 - 1), releases nothing.
  */
 export declare function releaseIsolation(id: number, epoch: number): void
+
+/**
+ * Reserves the blocks of the first `bytes` bytes of the new breaker file
+ * open as `fd` before it is written, so that a full filesystem fails the
+ * creation instead of leaving a sparse file whose mapping `SIGBUS`es its
+ * users later. Returns 0, or the error number (`ENOSPC`, `EFBIG`, ...).
+ * Where the system or filesystem has no `posix_fallocate`, reserves nothing
+ * and returns 0.
+ */
+export declare function reserveFile(fd: number, bytes: number): number
 
 /** Closes the breaker and clears the failure run, backoff, window and isolations. */
 export declare function reset(id: number): void
@@ -93,7 +112,10 @@ export declare function stats(id: number): Stats
 export interface Stats {
   /** 0 CLOSED, 1 OPEN, 2 HALF_OPEN, as a caller would meet it now. */
   state: number
-  /** ms since the epoch when the current state began; 0 if unknown. */
+  /**
+   * Wall-clock ms since the epoch when the current state began, never
+   * later than now; 0 if unknown.
+   */
   stateSince: number
   consecutiveFailures: number
   isolations: number
@@ -111,7 +133,9 @@ export interface Stats {
   probes: number
   slowCalls: number
   filtered: number
+  /** Wall-clock ms since the epoch, never later than now; 0 if never. */
   lastSuccessTime: number
+  /** Wall-clock ms since the epoch, never later than now; 0 if never. */
   lastFailureTime: number
   windowCalls?: number
   windowFailures?: number
@@ -139,9 +163,9 @@ export interface Totals {
   rejections: number
   /** The current run of consecutive failures. */
   consecutiveFailures: number
-  /** ms since the Unix epoch; 0 if never. */
+  /** ms since the Unix epoch, never later than now; 0 if never. */
   lastSuccessTime: number
-  /** ms since the Unix epoch; 0 if never. */
+  /** ms since the Unix epoch, never later than now; 0 if never. */
   lastFailureTime: number
 }
 

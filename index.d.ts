@@ -116,23 +116,32 @@ export type TaskSignal = typeof globalThis extends { AbortSignal: { prototype: i
 export interface BreakerFileOptions {
   /** Create the file when it does not exist. Default true. */
   create?: boolean
-  /** Permission bits of a file this call creates, exactly (the umask does not apply). Default 0o600. */
+  /**
+   * Permission bits of a file this call creates, exactly (the umask does not apply):
+   * 0 to 0o777, no setuid, setgid or sticky bit. Default 0o600.
+   */
   mode?: number
+  /** Open the file a symbolic link at `path` points to; otherwise a link is refused. Default false. */
+  followSymlinks?: boolean
 }
 
 /**
  * An `Int32Array` over the slots of the breaker file at `path`, memory-mapped
  * shared: every process and thread that builds a breaker over the same file
  * shares one breaker. Creates the file when it does not exist (race-free:
- * processes starting at once all end on one file). The mapping is released
- * when nothing refers to the array or a breaker over it any more; the file is
- * never deleted. Linux and macOS.
+ * processes starting at once all end on one file; a file that cannot be
+ * written whole is never linked into place). A process maps each file once,
+ * however often it opens it; the mapping is released when nothing refers to
+ * an array or a breaker over it any more; the file is never deleted. Linux
+ * and macOS.
  *
  * @throws {TypeError} `path` is not a non-empty string or `file:` URL; a bad option type.
- * @throws {RangeError} `mode` out of range.
+ * @throws {RangeError} `mode` out of range (0 to 0o777).
  * @throws {Error} with `code` `'ERR_CIRCUIT_BREAKER_FILE'` and `path`: the file is not
- *   a breaker file of this layout (wrong magic, version, layout or length); it is left
- *   untouched. Errors of `fs` (`ENOENT`, `EACCES`, `EISDIR`, ...) as they are.
+ *   a breaker file of this layout (wrong magic, version, layout or length), or `path`
+ *   is a symbolic link and `followSymlinks` is not true; it is left untouched. Errors
+ *   of `fs` (`ENOENT`, `EACCES`, `EISDIR`, `ENOSPC`, `EFBIG`, ...) as they are, naming
+ *   `path`.
  */
 export declare function openBreakerFile(path: string | FileURL, options?: BreakerFileOptions): Int32Array
 
@@ -150,9 +159,17 @@ export interface CircuitBreakerOptions {
    * (fractions round up). Default 30000.
    */
   resetTimeout?: number
-  /** Result to use while the circuit is open. Default: reject with `CircuitOpenError`. */
+  /**
+   * Result to use while the circuit is open. Default: reject with
+   * `CircuitOpenError`. A call it answers still counts as a rejection and
+   * still fires `reject` (then `fallback`).
+   */
   openFallback?: OpenFallback<any> | null
-  /** Result to use when the task fails. Default: reject with the task's error. */
+  /**
+   * Result to use when the task fails, timed-out calls included (given the
+   * `CircuitTimeoutError`); not for an error `errorFilter` accepts. Default:
+   * reject with the task's error.
+   */
   failureFallback?: FailureFallback<any> | null
   /** Label of this breaker in `getStats()` and `metrics()`. Default `'default'`. */
   name?: string
@@ -175,15 +192,28 @@ export interface CircuitBreakerOptions {
    * `failureThreshold`, consecutive failures alone then never open it.
    */
   failureRateThreshold?: number
-  /** Calls the window must hold before the rate can open the circuit. Default 10. */
+  /**
+   * Calls the window must hold before the rate can open the circuit: an
+   * integer from 1 to `windowSize` (count window) or to 2147483647 (time
+   * window). Default 10, or `windowSize` if smaller. Like the other window
+   * options it matters only with `failureRateThreshold`: alone it changes
+   * nothing, but is checked as it would be with it.
+   */
   minimumCalls?: number
-  /** `'count'`: the last `windowSize` calls (default). `'time'`: the last `windowSize` ms. */
+  /**
+   * `'count'`: the last `windowSize` calls (default). `'time'`: the last
+   * `windowSize` ms. Anything else is a `TypeError`.
+   */
   windowType?: 'count' | 'time'
   /** Calls (1 to 100000, default 100) or ms (1 to 2147483647, required for a time window). */
   windowSize?: number
-  /** Buckets of a time window, 1 to 255 and at most `windowSize`. Default 10. */
+  /** Buckets of a time window, 1 to 255 and at most `windowSize`. Default 10. Unused by a count window. */
   windowBuckets?: number
-  /** Calls slower than this many ms count as bad for the failure rate (they still succeed). */
+  /**
+   * Calls slower than this many ms (above 0, at most 2147483647) count as bad
+   * for the failure rate (they still succeed) and as `slowCalls`; so do slow
+   * failures and calls that time out after it.
+   */
   slowCallDuration?: number
   /** Probes admitted at once, across every thread, while half-open. 1 to 65535. Default 1. */
   halfOpenMaxCalls?: number
@@ -192,10 +222,14 @@ export interface CircuitBreakerOptions {
   /**
    * Longest open period: after each failed probe the open period is
    * multiplied by `backoffMultiplier`, up to this; it starts over at
-   * `resetTimeout` when the circuit closes. Default `resetTimeout` (no backoff).
+   * `resetTimeout` when the circuit closes. Default `resetTimeout` (no
+   * backoff); below `resetTimeout` it is a `RangeError`.
    */
   maxResetTimeout?: number
-  /** Growth of the open period per failed probe, 1 to 1000. Default 2. */
+  /**
+   * Growth of the open period per failed probe, 1 to 1000. Default 2. Matters
+   * only with a `maxResetTimeout` above `resetTimeout`; alone it changes nothing.
+   */
   backoffMultiplier?: number
   /** Keep a latency histogram in the shared array (p50/p90/p99/max in `getStats()`). Default false. */
   histogram?: boolean
@@ -312,7 +346,10 @@ export declare class CircuitBreaker {
 
   /**
    * Holds the circuit OPEN for every thread sharing it until the handle is
-   * released (every isolation taken) or `reset()` is called.
+   * released (every isolation taken) or `reset()` is called. A handle from
+   * before a `reset()` releases nothing.
+   *
+   * @throws {RangeError} 65535 isolations are already held over the buffer.
    */
   isolate(): Isolation
   /** Closes the circuit for every thread: clears the failure run, the window, the backoff and every isolation. Lifetime counts are kept. */

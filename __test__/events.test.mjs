@@ -3,7 +3,7 @@
 // the latency histogram add up the calls of every thread.
 import { test, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
+import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
 import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
@@ -146,6 +146,99 @@ for (const mode of ['main', 'worker']) {
     }
   })
 }
+
+// Builds BREAKERS breakers in a child with --expose-gc; each adds an `open`
+// listener and lets it go as `how` says. Prints how many of their buffers
+// were collected and how much `arrayBuffers` and the heap grew.
+const BREAKERS = 30000
+const dropListeners = (how) => `
+  const { CircuitBreaker, createSharedArray } = require('circuit-breaker-js')
+  let collected = 0
+  const registry = new FinalizationRegistry(() => collected++)
+  const listener = () => {}
+  const turn = () => new Promise((resolve) => setImmediate(resolve))
+  ;(async () => {
+    gc()
+    const before = process.memoryUsage()
+    for (let i = 0; i < ${BREAKERS}; i++) {
+      const array = createSharedArray()
+      const breaker = new CircuitBreaker(array)
+      registry.register(array.buffer, i)
+      ${how}
+    }
+    for (let i = 0; i < 10; i++) { await turn(); gc() }
+    await new Promise((resolve) => setTimeout(resolve, 20))
+    gc()
+    await turn()
+    const after = process.memoryUsage()
+    const mib = (key) => (after[key] - before[key]) / 1048576
+    console.log(JSON.stringify({ collected, arrayBuffers: mib('arrayBuffers'), heap: mib('heapUsed') }))
+  })()
+`
+function runDropListeners(how) {
+  const run = spawnSync(process.execPath, ['--expose-gc', '-e', dropListeners(how)], {
+    cwd: PACKAGE_ROOT,
+    encoding: 'utf8',
+    timeout: 60000,
+  })
+  assert.equal(run.stderr, '')
+  assert.equal(run.status, 0)
+  return JSON.parse(run.stdout)
+}
+
+test(`${BREAKERS} breakers whose state listener is gone are all collected, as without a listener`, async (t) => {
+  const baseline = runDropListeners('')
+  t.diagnostic(`no listener: ${JSON.stringify(baseline)}`)
+  assert.equal(baseline.collected, BREAKERS)
+  const bytes = BREAKERS * createSharedArray().byteLength / 1048576
+  for (const how of [
+    "breaker.on('open', listener); breaker.off('open', listener)",
+    "breaker.on('open', listener); breaker.removeAllListeners('open')",
+    "breaker.on('open', listener); breaker.removeAllListeners()",
+    "breaker.on('open', listener); breaker.dispose()",
+  ]) {
+    const measured = runDropListeners(how)
+    t.diagnostic(`${how}: ${JSON.stringify(measured)}`)
+    assert.equal(measured.collected, BREAKERS, how)
+    assert.ok(measured.arrayBuffers < baseline.arrayBuffers + bytes / 4, `${how}: arrayBuffers +${measured.arrayBuffers} MiB`)
+    assert.ok(measured.heap < baseline.heap + 8, `${how}: heap +${measured.heap} MiB`)
+  }
+})
+
+test('removeAllListeners() without an argument removes the listeners of every event', () => {
+  const breaker = new CircuitBreaker(createSharedArray())
+  breaker.on('open', () => {})
+  breaker.on('success', () => {})
+  breaker.removeAllListeners()
+  assert.deepEqual(breaker.eventNames(), [])
+})
+
+test('a listener leaving on one thread wakes the others spuriously only: each still hears every transition once', async () => {
+  const options = { failureThreshold: 1, resetTimeout: 60000 }
+  const array = createSharedArray(options)
+  const listener = await startWorker({ array, options })
+  await listener.ask('listen', { events: STATE_EVENTS })
+  const breaker = new CircuitBreaker(array, options)
+  const other = () => {}
+  for (let i = 0; i < 200; i++) {
+    breaker.on('close', other)
+    breaker.off('close', other)
+    if (i % 20 === 0) await sleep(1)
+  }
+  await breaker.execute(() => Promise.reject(new Error('down'))).catch(() => {})
+  await until(() => listener.events.length === 1, 2000, "the worker's open listener fired")
+  breaker.reset()
+  await until(() => listener.events.length === 2, 2000, "the worker's close listener fired")
+  await sleep(100) // nothing more arrives
+  assert.deepEqual(
+    listener.events.map(({ event, payload }) => [event, payload.threadId]),
+    [
+      ['open', 0],
+      ['close', 0],
+    ],
+  )
+  assert.equal(await listener.end(), 0)
+})
 
 test('stats summed across two workers equal the calls they made', async () => {
   const options = { failureThreshold: 5, resetTimeout: 60000 }

@@ -15,6 +15,18 @@ const newPath = () => path.join(folder, `breaker-${files++}`)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const fixture = new URL('./fixtures/file-process.mjs', import.meta.url)
 const FILE_BYTES = 64 + Object.keys(CircuitBreakerKeys).length * 4
+// Temporary files a creation left behind in `dir`.
+const temporaries = (dir) => fs.readdirSync(dir).filter((name) => name.startsWith('.cbjs-'))
+const root = new URL('..', import.meta.url)
+// Runs CommonJS `script` in a child process (through bash when `shell`
+// prefixes it, e.g. with a ulimit); its stdout parsed as JSON.
+function runChild(script, { shell } = {}) {
+  const run = shell === undefined
+    ? spawnSync(process.execPath, ['-e', script], { cwd: root, encoding: 'utf8' })
+    : spawnSync('bash', ['-c', `${shell}; exec "$0" -e "$1"`, process.execPath, script], { cwd: root, encoding: 'utf8' })
+  assert.equal(run.status, 0, `exit ${run.status} ${run.signal ?? ''}: ${run.stderr}`)
+  return JSON.parse(run.stdout)
+}
 
 // A child process over the breaker file, driven by commands over IPC.
 function child(file, failureThreshold, resetTimeout) {
@@ -142,6 +154,7 @@ describe('a breaker file shared by processes', () => {
     assert.deepEqual(await Promise.all(starts), [0, 0, 0, 0, 0, 0])
     assert.equal(CircuitBreaker.fromFile(file).getTotalRequestCount(), 6000)
     assert.deepEqual(fs.readdirSync(folder).filter((name) => name.startsWith(path.basename(file))), [path.basename(file)])
+    assert.deepEqual(temporaries(folder), [])
   })
 })
 
@@ -223,7 +236,7 @@ describe('breaker files', () => {
       ;(async () => {
         const seen = []
         let breakers = [CircuitBreaker.fromFile(${JSON.stringify(file)}), CircuitBreaker.fromFile(${JSON.stringify(file)})]
-        seen.push(mapped())                 // two mappings, one per fromFile
+        seen.push(mapped())                 // one mapping, shared by both
         breakers = null
         await settle()
         seen.push(mapped())                 // collected: both released
@@ -243,7 +256,7 @@ describe('breaker files', () => {
     `
     const run = spawnSync(process.execPath, ['--expose-gc', '-e', script], { cwd: new URL('..', import.meta.url), encoding: 'utf8' })
     assert.equal(run.stderr, '')
-    assert.deepEqual(JSON.parse(run.stdout), [2, 0, 1, 1, 0])
+    assert.deepEqual(JSON.parse(run.stdout), [1, 0, 1, 1, 0])
     assert.equal(fs.statSync(file).size, FILE_BYTES) // the file itself stays
   })
 
@@ -312,14 +325,27 @@ describe('breaker files', () => {
   })
 
   test('a file this user may not write is refused and left untouched', () => {
-    const file = newPath()
-    openBreakerFile(file)
+    let file = newPath()
+    if (process.getuid?.() === 0) {
+      // root may write anything: try as an unprivileged user instead, on a
+      // file it may read, in a folder it may search (the test folder is 0700).
+      const open = fs.mkdtempSync(path.join(base, 'cbjs-test-readable-'))
+      after(() => fs.rmSync(open, { recursive: true, force: true }))
+      fs.chmodSync(open, 0o755)
+      file = path.join(open, 'breaker')
+      openBreakerFile(file, { mode: 0o644 })
+      fs.chmodSync(file, 0o644)
+    } else {
+      openBreakerFile(file)
+    }
     const before = fs.readFileSync(file)
     if (process.getuid?.() === 0) {
-      // root may write anything: try as an unprivileged user instead.
+      // The module is loaded before the child drops its rights: the checkout
+      // may sit where that user cannot read (a 0700 folder, /root).
       const script = `
+        const { openBreakerFile } = require('circuit-breaker-js')
         process.setgid(65534); process.setuid(65534)
-        try { require('circuit-breaker-js').openBreakerFile(${JSON.stringify(file)}); console.log('opened') }
+        try { openBreakerFile(${JSON.stringify(file)}); console.log('opened') }
         catch (error) { console.log(error.code) }
       `
       const run = spawnSync(process.execPath, ['-e', script], { cwd: new URL('..', import.meta.url), encoding: 'utf8' })
@@ -336,7 +362,171 @@ describe('breaker files', () => {
       assert.throws(() => openBreakerFile(bad), (error) => error instanceof TypeError && /^path must be/.test(error.message))
     }
     assert.throws(() => openBreakerFile(newPath(), { create: 'yes' }), /^TypeError: options.create must be a boolean/)
-    assert.throws(() => openBreakerFile(newPath(), { mode: -1 }), /^RangeError: options.mode must be an integer from 0 to 0o7777, got -1/)
+    assert.throws(() => openBreakerFile(newPath(), { mode: -1 }), /^RangeError: options.mode must be an integer from 0 to 0o777 \(permission bits only\), got -1$/)
     assert.throws(() => openBreakerFile(newPath(), { mode: '600' }), /^TypeError: options.mode must be a number/)
+    assert.throws(() => openBreakerFile(newPath(), { followSymlinks: 1 }), /^TypeError: options.followSymlinks must be a boolean, got the number 1$/)
+  })
+
+  test('a mode with bits outside 0o777 (setuid, setgid, sticky) is refused before any file is made', () => {
+    for (const mode of [0o6777, 0o4600, 0o2600, 0o1666, 0o10000]) {
+      const file = newPath()
+      assert.throws(() => openBreakerFile(file, { mode }), {
+        name: 'RangeError',
+        message: `options.mode must be an integer from 0 to 0o777 (permission bits only), got 0o${mode.toString(8)}`,
+      })
+      assert.throws(() => CircuitBreaker.fromFile(file, { mode }), RangeError)
+      assert.equal(fs.existsSync(file), false)
+    }
+    const file = newPath()
+    openBreakerFile(file, { mode: 0o777 })
+    assert.equal(fs.statSync(file).mode & 0o7777, 0o777)
+  })
+})
+
+describe('breaker files: writing, names, links and mappings', () => {
+  // 64 + 2,496 slots x 4 bytes: longer than the 4 KiB `ulimit -f 4` allows.
+  const histogram = { histogram: true }
+  const HISTOGRAM_BYTES = 64 + CircuitBreaker.arrayLength(histogram) * 4
+
+  // Node ignores SIGXFSZ itself; the trap makes sure the write fails with
+  // EFBIG instead of killing the child whatever Node does.
+  const underFileSizeLimit = (file, { reserve }) =>
+    runChild(
+      `const native = require('./lib/native.js')
+      ${reserve ? '' : 'native.reserveFile = () => 0 // as where posix_fallocate is missing'}
+      const { CircuitBreaker } = require('circuit-breaker-js')
+      try {
+        CircuitBreaker.fromFile(${JSON.stringify(file)}, { histogram: true })
+        console.log(JSON.stringify({ opened: true }))
+      } catch (error) {
+        console.log(JSON.stringify({ code: error.code, syscall: error.syscall, path: error.path, message: error.message }))
+      }`,
+      { shell: "trap '' XFSZ; ulimit -f 4" },
+    )
+
+  for (const reserve of [true, false]) {
+    test(`a file the size limit cuts short is never linked into place; the error names the path${reserve ? '' : ' (no block reserve)'}`, () => {
+      const dir = fs.mkdtempSync(path.join(folder, 'limit-'))
+      const file = path.join(dir, 'breaker')
+      assert.ok(HISTOGRAM_BYTES > 4096)
+      const result = underFileSizeLimit(file, { reserve })
+      assert.deepEqual(result, {
+        code: 'EFBIG',
+        syscall: reserve ? 'fallocate' : 'write',
+        path: file,
+        message: `EFBIG: file too large, ${reserve ? 'fallocate' : 'write'} '${file}'`,
+      })
+      assert.deepEqual(fs.readdirSync(dir), [], 'neither a truncated file nor a temporary one is left')
+      // Without the limit the same path then works.
+      const breaker = CircuitBreaker.fromFile(file, histogram)
+      assert.equal(fs.statSync(file).size, HISTOGRAM_BYTES)
+      breaker.dispose()
+    })
+  }
+
+  test('a full filesystem fails the creation with ENOSPC and links nothing', (t) => {
+    // A 16 KiB tmpfs with 8 KiB free, in a mount namespace of its own.
+    const probe = spawnSync('unshare', ['-rm', 'mount', '-t', 'tmpfs', 'tmpfs', folder], { encoding: 'utf8' })
+    if (probe.status !== 0) return t.skip(`no private tmpfs here (unshare -rm: ${probe.stderr.trim() || probe.error?.code})`)
+    const dir = fs.mkdtempSync(path.join(folder, 'full-'))
+    const file = path.join(dir, 'breaker')
+    const script = `
+      const fs = require('node:fs')
+      const { CircuitBreaker } = require('circuit-breaker-js')
+      fs.writeFileSync(${JSON.stringify(path.join(dir, 'fill'))}, Buffer.alloc(8192))
+      let result
+      try {
+        CircuitBreaker.fromFile(${JSON.stringify(file)}, { histogram: true })
+        result = { opened: true }
+      } catch (error) {
+        result = { code: error.code, path: error.path }
+      }
+      console.log(JSON.stringify({ result, left: fs.readdirSync(${JSON.stringify(dir)}) }))`
+    const run = spawnSync(
+      'unshare',
+      ['-rm', 'sh', '-c', `mount -t tmpfs -o size=16k tmpfs "$1" && exec "$0" -e "$2"`, process.execPath, dir, script],
+      { cwd: root, encoding: 'utf8' },
+    )
+    assert.equal(run.status, 0, run.stderr)
+    assert.deepEqual(JSON.parse(run.stdout), { result: { code: 'ENOSPC', path: file }, left: ['fill'] })
+  })
+
+  test('names of 240 to 255 bytes work; a longer one fails naming the path given', () => {
+    const dir = fs.mkdtempSync(path.join(folder, 'names-'))
+    for (const length of [240, 250, 255]) {
+      const file = path.join(dir, 'n'.repeat(length))
+      const breaker = CircuitBreaker.fromFile(file, { failureThreshold: 1 })
+      assert.equal(fs.statSync(file).size, FILE_BYTES)
+      breaker.dispose()
+    }
+    const tooLong = path.join(dir, 'n'.repeat(256))
+    assert.throws(() => openBreakerFile(tooLong), { code: 'ENAMETOOLONG', path: tooLong })
+    assert.deepEqual(temporaries(dir), [])
+  })
+
+  test('an error while creating names the path given, not a temporary file', () => {
+    const missing = path.join(folder, 'no-such-folder', 'breaker')
+    assert.throws(() => openBreakerFile(missing), { code: 'ENOENT', path: missing, message: `ENOENT: no such file or directory, open '${missing}'` })
+    // A folder this user may read but not write (as root: as nobody, in a child).
+    fs.chmodSync(folder, 0o711)
+    const dir = fs.mkdtempSync(path.join(folder, 'readonly-'))
+    fs.chmodSync(dir, 0o555)
+    const file = path.join(dir, 'breaker')
+    const result = runChild(`
+      if (process.getuid() === 0) { process.setgid(65534); process.setuid(65534) }
+      try { require('circuit-breaker-js').openBreakerFile(${JSON.stringify(file)}); console.log('{}') }
+      catch (error) { console.log(JSON.stringify({ code: error.code, path: error.path, message: error.message })) }`)
+    assert.deepEqual(result, { code: 'EACCES', path: file, message: `EACCES: permission denied, open '${file}'` })
+  })
+
+  test('a symbolic link is refused, and its target left alone, unless followSymlinks: true', async () => {
+    const target = newPath()
+    const owner = CircuitBreaker.fromFile(target, { failureThreshold: 1 })
+    const before = fs.readFileSync(target)
+    const link = newPath()
+    fs.symlinkSync(target, link)
+    const refused = { code: 'ERR_CIRCUIT_BREAKER_FILE', path: link, message: `circuit-breaker-js: the file ${link} is a symbolic link; pass followSymlinks: true to open the file it points to` }
+    assert.throws(() => openBreakerFile(link), refused)
+    assert.throws(() => CircuitBreaker.fromFile(link), refused)
+    assert.throws(() => openBreakerFile(link, { create: false, followSymlinks: false }), refused)
+    assert.deepEqual(fs.readFileSync(target), before)
+    // Asked to follow it, the link leads to the target's breaker.
+    const follower = CircuitBreaker.fromFile(link, { failureThreshold: 1, followSymlinks: true })
+    await follower.execute(async () => Promise.reject(new Error('down'))).catch(() => {})
+    assert.equal(owner.getState(), 'OPEN')
+    follower.dispose()
+    owner.dispose()
+  })
+
+  test('a dangling symbolic link is refused, and nothing is created where it points', () => {
+    const target = newPath()
+    const link = newPath()
+    fs.symlinkSync(target, link)
+    assert.throws(() => openBreakerFile(link), { code: 'ERR_CIRCUIT_BREAKER_FILE', path: link, message: /is a symbolic link/ })
+    assert.throws(() => openBreakerFile(link, { followSymlinks: true }), { code: 'ENOENT' })
+    assert.equal(fs.existsSync(target), false)
+    assert.equal(fs.lstatSync(link).isSymbolicLink(), true)
+  })
+
+  test('70,000 opens and disposes in a loop that never yields keep one mapping, shared by every name of the file', () => {
+    // vm.max_map_count is 65,530 by default: a mapping per open would abort.
+    if (!fs.existsSync('/proc/self/maps')) return
+    const file = newPath()
+    const hardLink = newPath()
+    const result = runChild(`
+      const fs = require('node:fs')
+      const { CircuitBreaker, openBreakerFile } = require('circuit-breaker-js')
+      const file = ${JSON.stringify(file)}
+      const mapped = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((line) => line.includes(file)).length
+      const counts = []
+      for (let i = 0; i < 70000; i++) {
+        CircuitBreaker.fromFile(file).dispose()
+        if (i % 10000 === 0) counts.push(mapped())
+      }
+      fs.linkSync(file, ${JSON.stringify(hardLink)})
+      const array = openBreakerFile(${JSON.stringify(hardLink)})
+      counts.push(mapped())
+      console.log(JSON.stringify(counts))`)
+    assert.deepEqual(result, [1, 1, 1, 1, 1, 1, 1, 1])
   })
 })

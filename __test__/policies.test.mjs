@@ -187,6 +187,24 @@ describe('failure rate', () => {
     assert.equal(breaker.getStats().slowCalls, 1)
   })
 
+  test('a call that times out after slowCallDuration is counted in slowCalls, like one that fails late', async () => {
+    const breaker = make({ slowCallDuration: 20, timeout: 80, failureThreshold: 10 })
+    await breaker.execute(() => sleep(50).then(fail)).catch(() => {})
+    assert.equal(breaker.getStats().slowCalls, 1, 'a failure after 50 ms')
+    const error = await breaker.execute(never).catch((e) => e)
+    assert.ok(isCircuitTimeoutError(error), `${error}`)
+    const stats = breaker.getStats()
+    assert.equal(stats.timeouts, 1)
+    assert.equal(stats.slowCalls, 2, 'a timeout at 80 ms')
+  })
+
+  test('a call that times out before slowCallDuration is not slow', async () => {
+    const breaker = make({ slowCallDuration: 200, timeout: 20, failureThreshold: 10 })
+    await breaker.execute(never).catch(() => {})
+    assert.equal(breaker.getStats().timeouts, 1)
+    assert.equal(breaker.getStats().slowCalls, 0)
+  })
+
   test('with an explicit failureThreshold too, consecutive failures also open', async () => {
     const breaker = make({ failureThreshold: 2, failureRateThreshold: 100, minimumCalls: 100 })
     await breaker.execute(fail).catch(() => {})
@@ -281,6 +299,28 @@ describe('manual control', () => {
     await breaker.execute(fail).catch(() => {})
     assert.equal(breaker.getState(), 'OPEN')
   })
+
+  test('isolated and disabled at once: isolation wins, every call is refused', async () => {
+    for (const disableFirst of [true, false]) {
+      const breaker = make({ failureThreshold: 1 })
+      let isolation
+      if (disableFirst) {
+        breaker.disable()
+        isolation = breaker.isolate()
+      } else {
+        isolation = breaker.isolate()
+        breaker.disable()
+      }
+      let ran = 0
+      const error = await breaker.execute(() => (ran++, ok())).catch((e) => e)
+      assert.ok(isCircuitOpenError(error), `${error}`)
+      assert.equal(ran, 0)
+      assert.equal(breaker.getState(), 'OPEN')
+      isolation.release()
+      assert.equal(await breaker.execute(ok), 'ok', 'disabled once the isolation ends')
+      assert.equal(breaker.getState(), 'CLOSED')
+    }
+  })
 })
 
 describe('options and array length', () => {
@@ -316,7 +356,13 @@ describe('options and array length', () => {
     [{ failureRateThreshold: 50, minimumCalls: 0 }, RangeError, /^minimumCalls must be/],
     [{ failureRateThreshold: 50, windowType: 'sliding' }, TypeError, /^windowType must be 'count' or 'time'/],
     [{ failureRateThreshold: 50, windowType: 'time' }, RangeError, /^windowSize must be/],
-    [{ windowSize: 10 }, RangeError, /^windowSize must be used only with failureRateThreshold/],
+    [{ windowSize: 0 }, RangeError, /^windowSize must be an integer from 1 to 100000, got 0/],
+    [{ minimumCalls: 101 }, RangeError, /^minimumCalls must be an integer from 1 to 100, got 101/],
+    [{ failureRateThreshold: 50, windowSize: 20, minimumCalls: 21 }, RangeError, /^minimumCalls must be an integer from 1 to 20/],
+    [{ windowType: 'time', windowBuckets: 5 }, RangeError, /^windowSize must be a number of milliseconds for a time window/],
+    [{ windowType: 'Count' }, TypeError, /^windowType must be 'count' or 'time', got the string "Count"/],
+    [{ backoffMultiplier: 0.5 }, RangeError, /^backoffMultiplier must be a number from 1 to 1000, got 0.5/],
+    [{ slowCallDuration: 0 }, RangeError, /^slowCallDuration must be a number of milliseconds above 0 and at most 2147483647, got 0/],
     [{ slowCallDuration: -1 }, RangeError, /^slowCallDuration must be/],
     [{ halfOpenMaxCalls: 0 }, RangeError, /^halfOpenMaxCalls must be an integer from 1 to 65535/],
     [{ successThreshold: 1.5 }, RangeError, /^successThreshold must be/],
@@ -325,6 +371,29 @@ describe('options and array length', () => {
     [{ histogram: 'yes' }, TypeError, /^histogram must be a boolean/],
     [{ name: 7 }, TypeError, /^name must be a string/],
   ]
+  // Options that matter only with another change nothing without it, and
+  // are accepted (checked as they would be with it).
+  const alone = [
+    { backoffMultiplier: 2 },
+    { backoffMultiplier: 3 },
+    { minimumCalls: 10 },
+    { windowSize: 100 },
+    { windowBuckets: 10 },
+    { windowType: 'count' },
+    { windowType: 'time' },
+    { windowType: 'time', windowSize: 60000, windowBuckets: 6, minimumCalls: 20 },
+  ]
+  for (const options of alone) {
+    test(`accepts ${JSON.stringify(options)} alone, which changes nothing`, async () => {
+      assert.equal(arrayLength(options), SLOTS)
+      const breaker = new CircuitBreaker(createSharedArray(), { ...options, failureThreshold: 2, resetTimeout: 60000 })
+      await breaker.execute(fail).catch(() => {})
+      await breaker.execute(fail).catch(() => {})
+      assert.equal(breaker.getState(), 'OPEN', 'consecutive failures still open it')
+      assert.equal(breaker.getStats().window, null)
+    })
+  }
+
   for (const [options, type, message] of bad) {
     test(`refuses ${JSON.stringify(options)} with a ${type.name} naming it`, () => {
       assert.throws(() => new CircuitBreaker(createSharedArray(), options), (error) => {
@@ -437,6 +506,41 @@ test('an isolation handle from before reset() releases nothing', () => {
   stale.release()
   assert.equal(breaker.getState(), 'OPEN', 'the new isolation still holds')
   current.release()
+  assert.equal(breaker.getState(), 'CLOSED')
+})
+
+test('an isolation handle from 32768 or 65536 resets before releases nothing', () => {
+  const breaker = make({})
+  const stale = breaker.isolate()
+  for (let resets = 1; resets <= 65536; resets++) {
+    breaker.reset()
+    if (resets === 32768 || resets === 65536) {
+      const current = breaker.isolate()
+      stale.release()
+      assert.equal(breaker.getState(), 'OPEN', `the live isolation still holds after ${resets} resets`)
+      assert.equal(breaker.getStats().isolated, true)
+      current.release()
+      assert.equal(breaker.getState(), 'CLOSED')
+    }
+  }
+})
+
+test('65535 isolations may be held at once; one more is a RangeError, and none is lost', () => {
+  const breaker = make({})
+  const handles = Array.from({ length: 65535 }, () => breaker.isolate())
+  assert.throws(() => breaker.isolate(), (error) => {
+    assert.ok(error instanceof RangeError, `${error}`)
+    assert.match(error.message, /^isolations held at once must be at most 65535, and 65535 are held/)
+    return true
+  })
+  const last = handles.pop()
+  for (const handle of handles) handle.release()
+  assert.equal(breaker.getState(), 'OPEN', 'one isolation still held')
+  last.release()
+  assert.equal(breaker.getState(), 'CLOSED')
+  const again = breaker.isolate()
+  assert.equal(breaker.getState(), 'OPEN')
+  again.release()
   assert.equal(breaker.getState(), 'CLOSED')
 })
 

@@ -9,7 +9,7 @@
 const { EventEmitter } = require('node:events')
 const { threadId } = require('node:worker_threads')
 const native = require('./native.js')
-const { ADMIT_REJECT, ADMIT_RUN, CircuitBreakerStates, MARK_FALLBACK, STATE_NAMES } = require('./constants.js')
+const { ADMIT_REJECT, ADMIT_RUN, CircuitBreakerStates, MARK_FALLBACK, MAX_ISOLATIONS, STATE_NAMES } = require('./constants.js')
 const { DISPOSED, STATE } = require('./slots.js')
 const { describe } = require('./describe.js')
 const { OPEN_REJECTION, circuitOpenError, disposedError } = require('./errors.js')
@@ -219,9 +219,15 @@ class CircuitBreaker extends EventEmitter {
   /**
    * Holds the breaker OPEN for every thread sharing it until the returned
    * handle is released (by every isolation taken) or `reset()` is called.
+   * Throws a RangeError when MAX_ISOLATIONS are held already.
    */
   isolate() {
     const epoch = native.isolate(this.#live())
+    if (epoch < 0) {
+      throw new RangeError(
+        `isolations held at once must be at most ${MAX_ISOLATIONS}, and ${MAX_ISOLATIONS} are held: release one or reset() first`,
+      )
+    }
     afterTransition(this.#context.array, TRANSITION_UNKNOWN)
     let released = false
     const release = () => {
@@ -379,7 +385,10 @@ class CircuitBreaker extends EventEmitter {
 
   removeAllListeners(event) {
     this.#brand()
-    super.removeAllListeners(event)
+    // EventEmitter tells "all events" from the event `undefined` by the
+    // number of arguments.
+    if (arguments.length === 0) super.removeAllListeners()
+    else super.removeAllListeners(event)
     this.#listenersChanged()
     return this
   }

@@ -15,6 +15,9 @@ const STATE_NAMES = Object.freeze(['CLOSED', 'OPEN', 'HALF_OPEN'])
 const ADMIT_RUN = -2
 const ADMIT_REJECT = -1
 
+// Isolations one buffer may hold at once (core: MAX_ISOLATIONS).
+const MAX_ISOLATIONS = 65535
+
 // Bits of the `marks` argument of the native calls.
 const MARK_TIMED_OUT = 1
 const MARK_FALLBACK = 2
@@ -26,6 +29,7 @@ module.exports = {
   STATE_NAMES,
   ADMIT_RUN,
   ADMIT_REJECT,
+  MAX_ISOLATIONS,
   MARK_TIMED_OUT,
   MARK_FALLBACK,
   MARK_SLOW,

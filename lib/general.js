@@ -147,7 +147,10 @@ class GeneralPath {
     call.settled = true
     const timeout = this.#config.timeout
     const error = new CircuitTimeoutError(timeout)
-    const marks = MARK_TIMED_OUT | (this.#config.failureFallback === undefined ? 0 : MARK_FALLBACK)
+    let marks = MARK_TIMED_OUT | (this.#config.failureFallback === undefined ? 0 : MARK_FALLBACK)
+    // A timed-out call lasted at least the timeout: a slow failure like any other.
+    const slowAfter = this.#config.slowCallDuration
+    if (slowAfter !== undefined && Math.max(timeout, performance.now() - call.start) > slowAfter) marks |= MARK_SLOW
     this.#finish(call, false, marks, error, timeout)
     if (call.controller !== undefined) abortQuietly(call.controller, error)
     this.#fallBack(call, error)

@@ -33,7 +33,7 @@ const TRANSITION_UNKNOWN = -1
  * breaker file's mapping is polled instead: nothing to wake).
  */
 function afterTransition(array, code) {
-  if (code !== 0 && array.buffer instanceof SharedArrayBuffer) Atomics.notify(array, GENERATION)
+  if (code !== 0) wake(array)
 }
 
 // Watches by buffer, then by the array's byteOffset: two breakers may live
@@ -69,7 +69,15 @@ function watch(breaker, array) {
 // The entry stays, with its waiter, until that waiter wakes and finds nobody
 // listening: adding and removing listeners never piles up waiters.
 function unwatch(breaker, array) {
-  entryOf(array)?.breakers.delete(breaker)
+  const entry = entryOf(array)
+  if (entry === undefined) return
+  entry.breakers.delete(breaker)
+  if (entry.breakers.size === 0) wake(entry.array)
+}
+
+// Wakes every waiter on the GENERATION slot of `array` in this process.
+function wake(array) {
+  if (array.buffer instanceof SharedArrayBuffer) Atomics.notify(array, GENERATION)
 }
 
 function wait(entry) {

@@ -7,6 +7,14 @@
 //! slots. The mapping lives as long as anything holds it: the `ArrayBuffer`
 //! (through its finalizer) and every breaker built over it (through an `Arc`),
 //! so a breaker never sees its memory unmapped. The file is never deleted.
+//!
+//! A process maps each file once: opening a file that is already mapped
+//! (the same device and inode, so any path or link to it) shares the live
+//! mapping. An `ArrayBuffer`'s finalizer runs only when the event loop turns,
+//! so a loop that opened and disposed a mapping of its own each time would
+//! run out of mappings (`vm.max_map_count`) before any was released. The
+//! inode cannot be reused while its mapping lives (the mapping holds the
+//! file), so a live entry never names another file.
 
 use std::sync::{Arc, Mutex, Weak};
 
@@ -14,11 +22,14 @@ use std::sync::{Arc, Mutex, Weak};
 pub struct Mapping {
     address: usize,
     length: usize,
+    /// The mapped file's device and inode.
+    file: (u64, u64),
 }
 
-/// Every mapping alive in this process, so `create` can recognise an
-/// `Int32Array` over one (it is not a `SharedArrayBuffer`, but it is shared
-/// memory that cannot move or shrink while the mapping lives).
+/// Every mapping alive in this process (one per file), so `map` can share
+/// them and `create` can recognise an `Int32Array` over one (it is not a
+/// `SharedArrayBuffer`, but it is shared memory that cannot move or shrink
+/// while the mapping lives).
 static MAPPINGS: Mutex<Vec<Weak<Mapping>>> = Mutex::new(Vec::new());
 
 /// The live mapping that holds `length` bytes at `address`, if any.
@@ -42,9 +53,9 @@ mod os {
     use std::fs::File;
     use std::io;
     use std::mem::ManuallyDrop;
-    use std::os::unix::fs::{FileExt, FileTypeExt};
+    use std::os::unix::fs::{FileExt, FileTypeExt, MetadataExt};
     use std::os::unix::io::FromRawFd;
-    use std::sync::Arc;
+    use std::sync::{Arc, Weak};
 
     /// Why a descriptor could not be mapped: an OS error, or a file that is
     /// not a breaker file of this layout.
@@ -54,8 +65,9 @@ mod os {
         NotAFile,
     }
 
-    /// Checks and maps the breaker file open as `fd` (read and write). The
-    /// caller keeps ownership of `fd`.
+    /// Checks the breaker file open as `fd` (read and write) and maps it, or
+    /// shares this process's live mapping of it. The caller keeps ownership
+    /// of `fd`.
     pub fn map(fd: i32) -> Result<Arc<Mapping>, MapError> {
         // SAFETY: the caller passes a descriptor it owns and keeps open for
         // this call; ManuallyDrop keeps `File` from closing it.
@@ -78,6 +90,21 @@ mod os {
         }
         check_file(&header[..read], length).map_err(MapError::Format)?;
         let length = length as usize;
+        let file = (metadata.dev(), metadata.ino());
+        // Held while mapping, so two threads opening one file share one mapping.
+        let mut mappings = MAPPINGS
+            .lock()
+            .unwrap_or_else(|poisoned| poisoned.into_inner());
+        mappings.retain(|weak| weak.strong_count() > 0);
+        // A file rewritten to another length since it was mapped gets a
+        // mapping of its new length.
+        let live = mappings
+            .iter()
+            .filter_map(Weak::upgrade)
+            .find(|mapping| mapping.file == file && mapping.length == length);
+        if let Some(mapping) = live {
+            return Ok(mapping);
+        }
         // SAFETY: a fresh shared read-write mapping of `length` bytes of an
         // open regular file; the result is checked before use.
         let address = unsafe {
@@ -96,11 +123,9 @@ mod os {
         let mapping = Arc::new(Mapping {
             address: address as usize,
             length,
+            file,
         });
-        MAPPINGS
-            .lock()
-            .unwrap_or_else(|poisoned| poisoned.into_inner())
-            .push(Arc::downgrade(&mapping));
+        mappings.push(Arc::downgrade(&mapping));
         Ok(mapping)
     }
 
@@ -137,4 +162,34 @@ pub enum MapError {
 #[cfg(not(unix))]
 pub fn map(_fd: i32) -> Result<Arc<Mapping>, MapError> {
     Err(MapError::Unsupported)
+}
+
+/// Reserves the blocks of the first `bytes` bytes of the new breaker file
+/// open as `fd` before it is written, so that a full filesystem fails the
+/// creation instead of leaving a sparse file whose mapping `SIGBUS`es its
+/// users later. Returns 0, or the error number (`ENOSPC`, `EFBIG`, ...).
+/// Where the system or filesystem has no `posix_fallocate`, reserves nothing
+/// and returns 0.
+#[napi_derive::napi]
+#[cfg_attr(test, allow(dead_code))] // called from JavaScript only
+pub fn reserve_file(fd: i32, bytes: u32) -> i32 {
+    #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
+    {
+        loop {
+            // SAFETY: a system call on a descriptor number and a length (a
+            // breaker file is at most 64 MiB, so it fits `off_t`); it reads
+            // and writes no memory of this process.
+            let error = unsafe { libc::posix_fallocate(fd, 0, bytes as libc::off_t) };
+            match error {
+                libc::EINTR => continue,
+                libc::EOPNOTSUPP | libc::ENOSYS => return 0,
+                error => return error,
+            }
+        }
+    }
+    #[cfg(not(any(target_os = "linux", target_os = "android", target_os = "freebsd")))]
+    {
+        let _ = (fd, bytes);
+        0
+    }
 }

@@ -21,9 +21,11 @@ use std::cell::RefCell;
 use std::ffi::c_void;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
-use std::time::{SystemTime, UNIX_EPOCH};
 
+mod clock;
 mod file;
+
+use clock::{host_clock, HostClock};
 
 #[cfg(not(target_endian = "little"))]
 compile_error!("the STATE slot is the low half of a 64-bit word: little-endian targets only");
@@ -62,14 +64,6 @@ thread_local! {
 }
 
 static NEXT_THREAD: AtomicUsize = AtomicUsize::new(0);
-
-/// Wall-clock ms since the Unix epoch, the scale of `Date.now()`.
-fn now_ms() -> u64 {
-    SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .map(|d| d.as_millis() as u64)
-        .unwrap_or(0)
-}
 
 fn stale_handle(id: u32) -> Error {
     Error::new(
@@ -416,7 +410,7 @@ unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) ->
     // SAFETY: called by N-API with a live env and callback info.
     unsafe {
         hot_call::<2>(env, info, |[id, fallback]| {
-            with(id, |i| match i.breaker.admit(now_ms(), i.stripe) {
+            with(id, |i| match i.breaker.admit(host_clock(), i.stripe) {
                 Admission::Run => ADMIT_RUN,
                 Admission::Reject => {
                     if fallback != 0 {
@@ -439,11 +433,11 @@ unsafe extern "C" fn success(env: sys::napi_env, info: sys::napi_callback_info) 
     unsafe {
         hot_call::<3>(env, info, |[id, count, ends_run]| {
             with(id, |i| {
-                let (count, now) = (u64::from(count), now_ms());
+                let (count, now) = (u64::from(count), host_clock());
                 if ends_run != 0 {
-                    i.breaker.on_successes(count, now, i.stripe);
+                    i.breaker.on_successes(count, &now, i.stripe);
                 } else {
-                    i.breaker.publish_successes(count, now, i.stripe);
+                    i.breaker.publish_successes(count, &now, i.stripe);
                 }
                 f64::NAN
             })
@@ -462,7 +456,10 @@ unsafe extern "C" fn marked_success(
     unsafe {
         hot_call::<2>(env, info, |[id, bits]| {
             with(id, |i| {
-                transition_code(i.breaker.on_marked_success(marks(bits), now_ms(), i.stripe))
+                transition_code(
+                    i.breaker
+                        .on_marked_success(marks(bits), host_clock(), i.stripe),
+                )
             })
         })
     }
@@ -476,7 +473,10 @@ unsafe extern "C" fn failure(env: sys::napi_env, info: sys::napi_callback_info) 
     unsafe {
         hot_call::<2>(env, info, |[id, bits]| {
             with(id, |i| {
-                transition_code(i.breaker.on_marked_failure(marks(bits), now_ms(), i.stripe))
+                transition_code(
+                    i.breaker
+                        .on_marked_failure(marks(bits), host_clock(), i.stripe),
+                )
             })
         })
     }
@@ -498,7 +498,7 @@ unsafe extern "C" fn probe_result(
                     ticket,
                     succeeded != 0,
                     marks(bits),
-                    now_ms(),
+                    host_clock(),
                     i.stripe,
                 ))
             })
@@ -762,41 +762,59 @@ pub fn dispose(env: Env, owner: Object) -> bool {
     true
 }
 
+/// The clock that decides open periods, leases and time windows: ms on the
+/// host's monotonic clock (CLOCK_BOOTTIME on Linux: ms since boot, suspend
+/// included). Every thread and process of the host reads the same clock.
+#[napi]
+pub fn host_clock_ms() -> f64 {
+    clock::host_ms() as f64
+}
+
 /// The state a caller would meet now: 0 CLOSED, 1 OPEN, 2 HALF_OPEN.
 #[napi]
 pub fn state(id: u32) -> Result<u32> {
-    with(id, |i| i.breaker.state(now_ms()) as u32)
+    with(id, |i| i.breaker.state(host_clock()) as u32)
 }
 
 /// Forces a new half-open episode: the next caller probes.
 #[napi]
 pub fn force_half_open(id: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.force_half_open_at(now_ms());
+        i.breaker.force_half_open_at(host_clock());
     })
 }
 
 /// Holds the breaker OPEN for every thread until released or reset.
-/// Returns the isolation's epoch, for `releaseIsolation`.
+/// Returns the isolation's epoch (an integer below 2^48), for
+/// `releaseIsolation`; -1, taking nothing, when `MAX_ISOLATIONS` are held.
 #[napi]
-pub fn isolate(id: u32) -> Result<u32> {
-    with(id, |i| i.breaker.isolate(now_ms()).0)
+pub fn isolate(id: u32) -> Result<f64> {
+    with(id, |i| match i.breaker.isolate(host_clock()) {
+        Some((epoch, _)) => epoch as f64,
+        None => -1.0,
+    })
 }
 
 /// Releases one isolation taken in `epoch`; the last one closes the breaker.
-/// An isolation from before a `reset` releases nothing.
+/// An isolation from before a `reset`, or an `epoch` no isolation could have
+/// (not an integer from 0 to 2^48 - 1), releases nothing.
 #[napi]
-pub fn release_isolation(id: u32, epoch: u32) -> Result<()> {
+pub fn release_isolation(id: u32, epoch: f64) -> Result<()> {
     with(id, |i| {
-        i.breaker.release_isolation(epoch, now_ms());
+        if epoch.fract() == 0.0 && (0.0..EPOCH_LIMIT).contains(&epoch) {
+            i.breaker.release_isolation(epoch as u64, host_clock());
+        }
     })
 }
+
+/// Isolation epochs are below this (48 bits): exact in a JavaScript number.
+const EPOCH_LIMIT: f64 = (1u64 << 48) as f64;
 
 /// Closes the breaker and clears the failure run, backoff, window and isolations.
 #[napi]
 pub fn reset(id: u32) -> Result<()> {
     with(id, |i| {
-        i.breaker.reset(now_ms());
+        i.breaker.reset(host_clock());
     })
 }
 
@@ -804,7 +822,7 @@ pub fn reset(id: u32) -> Result<()> {
 #[napi]
 pub fn set_disabled(id: u32, disabled: bool) -> Result<()> {
     with(id, |i| {
-        i.breaker.set_disabled(disabled, now_ms());
+        i.breaker.set_disabled(disabled, host_clock());
     })
 }
 
@@ -850,7 +868,8 @@ const LATENCY_BOUNDS: [u64; 15] = {
 pub struct Stats {
     /// 0 CLOSED, 1 OPEN, 2 HALF_OPEN, as a caller would meet it now.
     pub state: u32,
-    /// ms since the epoch when the current state began; 0 if unknown.
+    /// Wall-clock ms since the epoch when the current state began, never
+    /// later than now; 0 if unknown.
     pub state_since: f64,
     pub consecutive_failures: u32,
     pub isolations: u32,
@@ -868,7 +887,9 @@ pub struct Stats {
     pub probes: f64,
     pub slow_calls: f64,
     pub filtered: f64,
+    /// Wall-clock ms since the epoch, never later than now; 0 if never.
     pub last_success_time: f64,
+    /// Wall-clock ms since the epoch, never later than now; 0 if never.
     pub last_failure_time: f64,
     pub window_calls: Option<f64>,
     pub window_failures: Option<f64>,
@@ -884,11 +905,16 @@ pub struct Stats {
     pub latency_buckets: Option<Vec<f64>>,
 }
 
+/// A stored wall-clock time as users see it (see [`breaker_core::clock::as_seen`]).
+fn shown(ms: u64, now: &HostClock) -> f64 {
+    breaker_core::clock::as_seen(ms, now) as f64
+}
+
 /// Reads every statistic of breaker `id`.
 #[napi]
 pub fn stats(id: u32) -> Result<Stats> {
     with(id, |i| {
-        let now = now_ms();
+        let now = &host_clock();
         let b = &i.breaker;
         let state = b.state(now) as u32;
         let t = b.totals();
@@ -898,7 +924,7 @@ pub fn stats(id: u32) -> Result<Stats> {
         let bounds = LATENCY_BOUNDS.iter().map(|&b| b as f64).collect();
         Stats {
             state,
-            state_since: b.state_since().unwrap_or(0) as f64,
+            state_since: shown(b.state_since().unwrap_or(0), now),
             consecutive_failures: b.consecutive_failures(),
             isolations: switches.isolations,
             disabled: switches.disabled,
@@ -913,8 +939,8 @@ pub fn stats(id: u32) -> Result<Stats> {
             probes: t.probes as f64,
             slow_calls: t.slow_calls as f64,
             filtered: t.filtered as f64,
-            last_success_time: t.last_success_ms as f64,
-            last_failure_time: t.last_failure_ms as f64,
+            last_success_time: shown(t.last_success_ms, now),
+            last_failure_time: shown(t.last_failure_ms, now),
             window_calls: window.map(|w| w.calls as f64),
             window_failures: window.map(|w| w.bad as f64),
             latency_count: latency.as_ref().map(|l| l.count as f64),
@@ -958,9 +984,9 @@ pub struct Totals {
     pub rejections: f64,
     /// The current run of consecutive failures.
     pub consecutive_failures: u32,
-    /// ms since the Unix epoch; 0 if never.
+    /// ms since the Unix epoch, never later than now; 0 if never.
     pub last_success_time: f64,
-    /// ms since the Unix epoch; 0 if never.
+    /// ms since the Unix epoch, never later than now; 0 if never.
     pub last_failure_time: f64,
 }
 
@@ -969,14 +995,15 @@ pub struct Totals {
 pub fn totals(id: u32) -> Result<Totals> {
     with(id, |i| {
         let t = i.breaker.totals();
+        let now = &host_clock();
         Totals {
             requests: t.requests as f64,
             successes: t.successes as f64,
             failures: t.failures as f64,
             rejections: t.rejections as f64,
             consecutive_failures: i.breaker.consecutive_failures(),
-            last_success_time: t.last_success_ms as f64,
-            last_failure_time: t.last_failure_ms as f64,
+            last_success_time: shown(t.last_success_ms, now),
+            last_failure_time: shown(t.last_failure_ms, now),
         }
     })
 }

@@ -21,6 +21,9 @@
 //!   HALF_OPEN  kind LEASE: probe admitted at `ms` free: the next caller probes
 //! ```
 //!
+//! The timer's `ms` is on the host's monotonic clock ([`Clock::mono_ms`]),
+//! so stepping the wall clock moves no open period and no lease.
+//!
 //! An entry for an older generation is harmless, so the timer is only ever
 //! written by CAS from a value read while the control word was unchanged: a
 //! stale writer can never destroy the entry of a newer generation.
@@ -44,6 +47,7 @@
 //! half-open episode, so another caller may probe.
 
 use crate::cells::Cells;
+use crate::clock::Clock;
 use crate::features::{Features, WindowSpec};
 use crate::layout::{
     stripe_slot, FAILURES, FAILURE_COUNT, FALLBACKS, FILTERED, HALF_OPEN, ISOLATIONS,
@@ -135,6 +139,8 @@ pub struct Policies {
     pub histogram: bool,
 }
 
+/// Most isolations held at once: [`Breaker::isolate`] refuses another.
+pub const MAX_ISOLATIONS: u32 = u16::MAX as u32;
 /// Largest accepted threshold: `FAILURE_COUNT` is an `Int32Array` slot.
 pub const MAX_FAILURE_THRESHOLD: u32 = i32::MAX as u32;
 /// Largest accepted reset timeout: about 278 years, far inside the 44-bit timer.
@@ -256,38 +262,22 @@ impl Config {
                     got: percent,
                 });
             }
-            let window = if policies.window_is_time {
-                let ms = policies.window_size.ok_or(ConfigError::Option {
-                    name: "windowSize",
-                    expected: "a number of milliseconds for a time window".to_string(),
-                    got: f64::NAN,
-                })?;
-                let ms = integer_in("windowSize", ms, 1, crate::features::MAX_WINDOW_MS)?;
-                let buckets = policies
-                    .window_buckets
-                    .unwrap_or(10.0_f64.min(f64::from(ms)));
-                let buckets = integer_in(
-                    "windowBuckets",
-                    buckets,
-                    1,
-                    crate::features::MAX_WINDOW_BUCKETS.min(ms),
-                )?;
-                WindowSpec::Time { ms, buckets }
-            } else {
-                let calls = policies.window_size.unwrap_or(100.0);
-                let calls = integer_in("windowSize", calls, 1, crate::features::MAX_WINDOW_CALLS)?;
-                WindowSpec::Count { calls }
-            };
-            // A count window never holds more than its size: a larger
-            // minimum would never be reached. The default shrinks to fit.
-            let most = match window {
-                WindowSpec::Count { calls } => calls,
-                WindowSpec::Time { .. } => i32::MAX as u32,
-            };
-            let minimum_calls = match policies.minimum_calls {
-                Some(minimum) => integer_in("minimumCalls", minimum, 1, most)?,
-                None => 10.min(most),
-            };
+        }
+        // The window options matter only with a failure rate (as the
+        // multiplier only with a longer maxResetTimeout); without it they
+        // change nothing, but are checked as they would be with it.
+        let window = if policies.failure_rate_threshold.is_some()
+            || policies.window_size.is_some()
+            || policies.window_buckets.is_some()
+            || policies.minimum_calls.is_some()
+        {
+            Some(rate_window(policies)?)
+        } else {
+            None
+        };
+        if let (Some(percent), Some((window, minimum_calls))) =
+            (policies.failure_rate_threshold, window)
+        {
             config.rate = Some(RatePolicy {
                 threshold_percent: percent,
                 minimum_calls,
@@ -296,27 +286,6 @@ impl Config {
             if !policies.consecutive_too {
                 config.failure_threshold = 0;
             }
-        } else {
-            let unused = [
-                ("windowSize", policies.window_size),
-                ("windowBuckets", policies.window_buckets),
-                ("minimumCalls", policies.minimum_calls),
-            ];
-            if let Some((name, Some(got))) = unused.into_iter().find(|(_, v)| v.is_some()) {
-                return Err(ConfigError::Option {
-                    name,
-                    expected: "used only with failureRateThreshold (undefined without it)"
-                        .to_string(),
-                    got,
-                });
-            }
-        }
-        if let (Some(got), None) = (policies.backoff_multiplier, policies.max_reset_timeout) {
-            return Err(ConfigError::Option {
-                name: "backoffMultiplier",
-                expected: "used only with maxResetTimeout (undefined without it)".to_string(),
-                got,
-            });
         }
         config.histogram = policies.histogram;
         Ok(config)
@@ -372,6 +341,43 @@ impl Config {
     fn lease_ms(&self) -> u64 {
         self.reset_timeout_ms.max(1)
     }
+}
+
+/// The failure-rate window and its minimum calls, checked.
+fn rate_window(policies: &Policies) -> Result<(WindowSpec, u32), ConfigError> {
+    let window = if policies.window_is_time {
+        let ms = policies.window_size.ok_or(ConfigError::Option {
+            name: "windowSize",
+            expected: "a number of milliseconds for a time window".to_string(),
+            got: f64::NAN,
+        })?;
+        let ms = integer_in("windowSize", ms, 1, crate::features::MAX_WINDOW_MS)?;
+        let buckets = policies
+            .window_buckets
+            .unwrap_or(10.0_f64.min(f64::from(ms)));
+        let buckets = integer_in(
+            "windowBuckets",
+            buckets,
+            1,
+            crate::features::MAX_WINDOW_BUCKETS.min(ms),
+        )?;
+        WindowSpec::Time { ms, buckets }
+    } else {
+        let calls = policies.window_size.unwrap_or(100.0);
+        let calls = integer_in("windowSize", calls, 1, crate::features::MAX_WINDOW_CALLS)?;
+        WindowSpec::Count { calls }
+    };
+    // A count window never holds more than its size: a larger minimum would
+    // never be reached. The default shrinks to fit.
+    let most = match window {
+        WindowSpec::Count { calls } => calls,
+        WindowSpec::Time { .. } => i32::MAX as u32,
+    };
+    let minimum_calls = match policies.minimum_calls {
+        Some(minimum) => integer_in("minimumCalls", minimum, 1, most)?,
+        None => 10.min(most),
+    };
+    Ok((window, minimum_calls))
 }
 
 /// Whole milliseconds from 0 to [`MAX_RESET_TIMEOUT_MS`], rounded up.
@@ -437,9 +443,9 @@ pub struct Totals {
     pub filtered: u64,
     /// Probes admitted.
     pub probes: u64,
-    /// ms since the epoch, 0 if never.
+    /// Wall-clock ms since the epoch, 0 if never.
     pub last_success_ms: u64,
-    /// ms since the epoch, 0 if never.
+    /// Wall-clock ms since the epoch, 0 if never.
     pub last_failure_ms: u64,
 }
 
@@ -462,7 +468,7 @@ pub struct LogEntry {
     pub generation: u32,
     /// The state it moved to.
     pub state: State,
-    /// ms since the epoch (0 unknown).
+    /// Wall-clock ms since the epoch when it was made (0 unknown).
     pub time_ms: u64,
     /// Who made it (the binding's thread number), 20 bits.
     pub actor: u32,
@@ -589,11 +595,12 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Decides whether a call may run. Counts a rejection when it may not.
-    pub fn admit(&self, now_ms: u64, stripe: Stripe) -> Admission {
+    pub fn admit(&self, now: impl Clock, stripe: Stripe) -> Admission {
+        let now = &now;
         if self.control().load(Acquire) as u32 != State::Closed as u32 {
             let switches = self.switches();
             if switches.isolations > 0 {
-                self.hold_open(now_ms);
+                self.hold_open(now);
                 return self.reject(stripe);
             }
             if switches.disabled && State::from_raw(self.control().load(Acquire) as u32).is_some() {
@@ -606,19 +613,20 @@ impl<C: Cells> Breaker<C> {
             match view {
                 View::Closed => return Admission::Run,
                 View::OpenUnstamped => {
-                    self.stamp_timer(word, timer_word, Kind::Opened, now_ms);
+                    self.stamp_timer(word, timer_word, Kind::Opened, now);
                 }
-                View::Open { since } if now_ms < since => {
-                    // The clock went back: the wait starts over from now.
-                    self.stamp_timer(word, timer_word, Kind::Opened, now_ms);
+                View::Open { since } if now.mono_ms() < since => {
+                    // Stamped later than now: by an earlier boot (a breaker
+                    // file kept across a reboot). The wait starts over from now.
+                    self.stamp_timer(word, timer_word, Kind::Opened, now);
                 }
-                View::Open { since } if now_ms - since < self.open_ms() => {
+                View::Open { since } if now.mono_ms() - since < self.open_ms() => {
                     return self.reject(stripe);
                 }
                 View::Open { .. } => {
                     // Open long enough: start a half-open episode; the
                     // probes are whoever then take its places.
-                    self.swap_control(word, State::HalfOpen, now_ms);
+                    self.swap_control(word, State::HalfOpen, now);
                 }
                 View::HalfOpen {
                     running,
@@ -634,7 +642,7 @@ impl<C: Cells> Breaker<C> {
                             .compare_exchange(probes, taken, AcqRel, Acquire)
                             .is_ok()
                         {
-                            self.stamp_timer(word, timer_word, Kind::Lease, now_ms);
+                            self.stamp_timer(word, timer_word, Kind::Lease, now);
                             self.cells.wide(PROBE_COUNT).fetch_add(1, Relaxed);
                             return Admission::Probe(Ticket(generation));
                         }
@@ -643,41 +651,43 @@ impl<C: Cells> Breaker<C> {
                     match lease {
                         // Full, its lease not stamped yet: stamp it from now.
                         None => {
-                            self.stamp_timer(word, timer_word, Kind::Lease, now_ms);
+                            self.stamp_timer(word, timer_word, Kind::Lease, now);
                         }
-                        Some(since) if now_ms < since => {
-                            self.stamp_timer(word, timer_word, Kind::Lease, now_ms);
+                        Some(since) if now.mono_ms() < since => {
+                            self.stamp_timer(word, timer_word, Kind::Lease, now);
                         }
-                        Some(since) if now_ms - since < self.config.lease_ms() => {
+                        Some(since) if now.mono_ms() - since < self.config.lease_ms() => {
                             return self.reject(stripe);
                         }
                         Some(_) => {
                             // The probes' lease ran out (their threads died or
                             // they hang): a new episode, so their late results
                             // no longer count.
-                            self.swap_control(word, State::HalfOpen, now_ms);
+                            self.swap_control(word, State::HalfOpen, now);
                         }
                     }
                 }
                 View::Invalid => {
-                    self.swap_control(word, State::Open, now_ms);
+                    self.swap_control(word, State::Open, now);
                 }
             }
         }
     }
 
     /// Reports that a call admitted with [`Admission::Run`] succeeded.
-    pub fn on_success(&self, now_ms: u64, stripe: Stripe) {
-        self.on_successes(1, now_ms, stripe);
+    pub fn on_success(&self, now: impl Clock, stripe: Stripe) {
+        let now = &now;
+        self.on_successes(1, now, stripe);
     }
 
     /// Reports `count` successes of calls admitted with [`Admission::Run`]
-    /// at once, the last of them at `now_ms`: a thread may publish its
+    /// at once, the last of them at `now`: a thread may publish its
     /// successes in batches. Like one success, it ends a run of failures.
-    pub fn on_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
+    pub fn on_successes(&self, count: u64, now: impl Clock, stripe: Stripe) {
+        let now = &now;
         if count != 0 {
-            self.count_successes(count, now_ms, stripe);
-            self.record_window(count, 0, now_ms);
+            self.count_successes(count, now, stripe);
+            self.record_window(count, 0, now);
             self.end_failure_run();
         }
     }
@@ -687,10 +697,11 @@ impl<C: Cells> Breaker<C> {
     /// failures was already had when they happened (the run was 0 then). Unlike
     /// [`Breaker::on_successes`] it leaves the run alone, so failures counted
     /// since those successes still count.
-    pub fn publish_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
+    pub fn publish_successes(&self, count: u64, now: impl Clock, stripe: Stripe) {
+        let now = &now;
         if count != 0 {
-            self.count_successes(count, now_ms, stripe);
-            self.record_window(count, 0, now_ms);
+            self.count_successes(count, now, stripe);
+            self.record_window(count, 0, now);
         }
     }
 
@@ -699,19 +710,20 @@ impl<C: Cells> Breaker<C> {
     pub fn on_marked_success(
         &self,
         marks: Marks,
-        now_ms: u64,
+        now: impl Clock,
         stripe: Stripe,
     ) -> Option<Transition> {
-        self.count_successes(1, now_ms, stripe);
+        let now = &now;
+        self.count_successes(1, now, stripe);
         self.count_marks(marks, stripe);
         self.end_failure_run();
         if !marks.slow {
-            self.record_window(1, 0, now_ms);
+            self.record_window(1, 0, now);
             return None;
         }
-        self.record_window(0, 1, now_ms);
-        if self.rate_reached(now_ms) {
-            self.trip(now_ms)
+        self.record_window(0, 1, now);
+        if self.rate_reached(now) {
+            self.trip(now)
         } else {
             None
         }
@@ -719,24 +731,26 @@ impl<C: Cells> Breaker<C> {
 
     /// Reports that a call admitted with [`Admission::Run`] failed. Opens the
     /// breaker when the run of failures reaches the threshold while CLOSED.
-    pub fn on_failure(&self, now_ms: u64, stripe: Stripe) -> Option<Transition> {
-        self.on_marked_failure(Marks::default(), now_ms, stripe)
+    pub fn on_failure(&self, now: impl Clock, stripe: Stripe) -> Option<Transition> {
+        let now = &now;
+        self.on_marked_failure(Marks::default(), now, stripe)
     }
 
     /// [`Breaker::on_failure`] with marks (timed out, answered by a fallback, slow).
     pub fn on_marked_failure(
         &self,
         marks: Marks,
-        now_ms: u64,
+        now: impl Clock,
         stripe: Stripe,
     ) -> Option<Transition> {
+        let now = &now;
         self.count_marks(marks, stripe);
-        let run = self.count_failure(now_ms, stripe);
-        self.record_window(0, 1, now_ms);
+        let run = self.count_failure(now, stripe);
+        self.record_window(0, 1, now);
         let threshold = self.config.failure_threshold;
         let consecutive = threshold != 0 && run >= threshold;
-        if consecutive || self.rate_reached(now_ms) {
-            self.trip(now_ms)
+        if consecutive || self.rate_reached(now) {
+            self.trip(now)
         } else {
             None
         }
@@ -748,21 +762,21 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Opens a CLOSED breaker (a failure condition was met), unless disabled.
-    fn trip(&self, now_ms: u64) -> Option<Transition> {
+    fn trip(&self, now: &impl Clock) -> Option<Transition> {
         loop {
             let word = self.control().load(Acquire);
             if state_raw(word) != State::Closed as u32 || self.switches().disabled {
                 return None;
             }
-            if let Some(opened) = self.swap_control(word, State::Open, now_ms) {
-                self.stamp_opening(opened, now_ms);
+            if let Some(opened) = self.swap_control(word, State::Open, now) {
+                self.stamp_opening(opened, now);
                 // `disable()` may have closed the breaker just before this
                 // opened it: a read-modify-write, so that it or `disable`'s sees the other.
                 if self.cells.word(MODE).fetch_add(0, AcqRel) & MODE_DISABLED != 0 {
                     // Undone: CLOSED again, but two transitions were logged,
                     // so the caller is told (and tells the listeners).
                     return self
-                        .swap_control(opened, State::Closed, now_ms)
+                        .swap_control(opened, State::Closed, now)
                         .map(|_| Transition::Closed);
                 }
                 return Some(Transition::Opened);
@@ -771,7 +785,7 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Whether the failure rate policy says open now.
-    fn rate_reached(&self, now_ms: u64) -> bool {
+    fn rate_reached(&self, now: &impl Clock) -> bool {
         let Some(rate) = &self.config.rate else {
             return false;
         };
@@ -779,14 +793,14 @@ impl<C: Cells> Breaker<C> {
             &self.cells,
             self.features.window_base(),
             &rate.window,
-            now_ms,
+            now.mono_ms(),
         );
         counts.calls >= u64::from(rate.minimum_calls)
             && counts.calls > 0
             && counts.bad as f64 * 100.0 >= rate.threshold_percent * counts.calls as f64
     }
 
-    fn record_window(&self, good: u64, bad: u64, now_ms: u64) {
+    fn record_window(&self, good: u64, bad: u64, now: &impl Clock) {
         if let Some(rate) = &self.config.rate {
             window::record(
                 &self.cells,
@@ -794,19 +808,20 @@ impl<C: Cells> Breaker<C> {
                 &rate.window,
                 good,
                 bad,
-                now_ms,
+                now.mono_ms(),
             );
         }
     }
 
     /// The failure-rate window's content: (calls, bad calls); `None` without a rate policy.
-    pub fn window_counts(&self, now_ms: u64) -> Option<window::WindowCounts> {
+    pub fn window_counts(&self, now: impl Clock) -> Option<window::WindowCounts> {
+        let now = &now;
         let rate = self.config.rate.as_ref()?;
         Some(window::read(
             &self.cells,
             self.features.window_base(),
             &rate.window,
-            now_ms,
+            now.mono_ms(),
         ))
     }
 
@@ -832,10 +847,11 @@ impl<C: Cells> Breaker<C> {
         &self,
         ticket: Ticket,
         succeeded: bool,
-        now_ms: u64,
+        now: impl Clock,
         stripe: Stripe,
     ) -> Option<Transition> {
-        self.on_marked_probe_result(ticket, succeeded, Marks::default(), now_ms, stripe)
+        let now = &now;
+        self.on_marked_probe_result(ticket, succeeded, Marks::default(), now, stripe)
     }
 
     /// [`Breaker::on_probe_result`] with marks.
@@ -844,19 +860,20 @@ impl<C: Cells> Breaker<C> {
         ticket: Ticket,
         succeeded: bool,
         marks: Marks,
-        now_ms: u64,
+        now: impl Clock,
         stripe: Stripe,
     ) -> Option<Transition> {
+        let now = &now;
         self.count_marks(marks, stripe);
         let probing = control(State::HalfOpen as u32, ticket.0);
         if !succeeded {
-            self.count_failure(now_ms, stripe);
-            let opened = self.swap_control(probing, State::Open, now_ms)?;
+            self.count_failure(now, stripe);
+            let opened = self.swap_control(probing, State::Open, now)?;
             self.cells.word(REOPENINGS).fetch_add(1, Relaxed);
-            self.stamp_opening(opened, now_ms);
+            self.stamp_opening(opened, now);
             return Some(Transition::Opened);
         }
-        self.count_successes(1, now_ms, stripe);
+        self.count_successes(1, now, stripe);
         self.end_failure_run();
         // The success counts, and this probe's place is free again, except
         // after the success that closes the breaker: freed, it could admit
@@ -883,19 +900,19 @@ impl<C: Cells> Breaker<C> {
         if succeeded < self.config.success_threshold {
             return None;
         }
-        let closed = self.swap_control(probing, State::Closed, now_ms)?;
-        Some(self.after_closing(closed, now_ms))
+        let closed = self.swap_control(probing, State::Closed, now)?;
+        Some(self.after_closing(closed, now))
     }
 
     /// A closed breaker starts over: no backoff, an empty window.
-    fn start_over(&self, now_ms: u64) {
+    fn start_over(&self, now: &impl Clock) {
         self.cells.word(REOPENINGS).store(0, Relaxed);
         if let Some(rate) = &self.config.rate {
             window::clear(
                 &self.cells,
                 self.features.window_base(),
                 &rate.window,
-                now_ms,
+                now.mono_ms(),
             );
         }
     }
@@ -903,22 +920,22 @@ impl<C: Cells> Breaker<C> {
     /// What must follow every close: the backoff and the window start over,
     /// and whatever happened meanwhile that should keep the breaker open
     /// (failures reaching the threshold, an isolation) reopens it.
-    fn after_closing(&self, closed: u64, now_ms: u64) -> Transition {
-        self.start_over(now_ms);
+    fn after_closing(&self, closed: u64, now: &impl Clock) -> Transition {
+        self.start_over(now);
         // Failures counted since the run was reset saw HALF_OPEN and left the
         // decision to this close: they come after the success, so if they
         // reach the threshold they open the breaker again. Read-modify-writes,
         // so that they or `count_failure`'s / `isolate`'s see the other.
         let run = self.cells.word(FAILURE_COUNT).fetch_add(0, AcqRel) as u32;
         let threshold = self.config.failure_threshold;
-        let isolated = self.cells.word(ISOLATIONS).fetch_add(0, AcqRel) & ISOLATION_COUNT > 0;
+        let isolated = self.cells.wide(ISOLATIONS).fetch_add(0, AcqRel) & ISOLATION_COUNT > 0;
         // A disabled breaker never opens on failures (loom found `disable()`
         // closing a breaker that a racing failure had just opened, and this
         // reopening it on that failure's run).
         let disabled = self.cells.word(MODE).fetch_add(0, AcqRel) & MODE_DISABLED != 0;
         if isolated || (!disabled && threshold != 0 && run >= threshold) {
-            if let Some(opened) = self.swap_control(closed, State::Open, now_ms) {
-                self.stamp_opening(opened, now_ms);
+            if let Some(opened) = self.swap_control(closed, State::Open, now) {
+                self.stamp_opening(opened, now);
                 return Transition::Opened;
             }
         }
@@ -927,7 +944,8 @@ impl<C: Cells> Breaker<C> {
 
     /// The state a caller would meet now: HALF_OPEN as soon as a call would be
     /// admitted as a probe. Stamps an opening made from JavaScript.
-    pub fn state(&self, now_ms: u64) -> State {
+    pub fn state(&self, now: impl Clock) -> State {
+        let now = &now;
         loop {
             let (word, timer_word, view) = self.view();
             if self.switches().isolations > 0 && !matches!(view, View::Invalid) {
@@ -936,15 +954,16 @@ impl<C: Cells> Breaker<C> {
             match view {
                 View::Closed => return State::Closed,
                 View::OpenUnstamped => {
-                    self.stamp_timer(word, timer_word, Kind::Opened, now_ms);
+                    self.stamp_timer(word, timer_word, Kind::Opened, now);
                 }
                 View::Open { since } => {
-                    let due = now_ms >= since && now_ms - since >= self.open_ms();
+                    let mono = now.mono_ms();
+                    let due = mono >= since && mono - since >= self.open_ms();
                     return if due { State::HalfOpen } else { State::Open };
                 }
                 View::HalfOpen { .. } => return State::HalfOpen,
                 View::Invalid => {
-                    self.swap_control(word, State::Open, now_ms);
+                    self.swap_control(word, State::Open, now);
                 }
             }
         }
@@ -971,16 +990,17 @@ impl<C: Cells> Breaker<C> {
         self.force_half_open_at(0)
     }
 
-    /// [`Breaker::force_half_open`], logged at `now_ms`. An isolated breaker
+    /// [`Breaker::force_half_open`], logged at `now`. An isolated breaker
     /// stays OPEN: isolation wins.
-    pub fn force_half_open_at(&self, now_ms: u64) -> Transition {
+    pub fn force_half_open_at(&self, now: impl Clock) -> Transition {
+        let now = &now;
         loop {
             if self.switches().isolations > 0 {
-                self.hold_open(now_ms);
+                self.hold_open(now);
                 return Transition::Opened;
             }
             let word = self.control().load(Acquire);
-            if self.swap_control(word, State::HalfOpen, now_ms).is_some() {
+            if self.swap_control(word, State::HalfOpen, now).is_some() {
                 return Transition::HalfOpened;
             }
         }
@@ -988,31 +1008,33 @@ impl<C: Cells> Breaker<C> {
 
     /// Holds the breaker OPEN for every thread until every isolation is
     /// released or the breaker is reset. Returns the isolation's epoch (pass
-    /// it to [`Breaker::release_isolation`]) and the transition, if it made one.
-    pub fn isolate(&self, now_ms: u64) -> (u32, Option<Transition>) {
+    /// it to [`Breaker::release_isolation`]) and the transition, if it made
+    /// one; `None` (and takes nothing) when [`MAX_ISOLATIONS`] are held.
+    pub fn isolate(&self, now: impl Clock) -> Option<(u64, Option<Transition>)> {
+        let now = &now;
         let taken = self
             .cells
-            .word(ISOLATIONS)
+            .wide(ISOLATIONS)
             .fetch_update(AcqRel, Acquire, |n| {
-                let count = (n & ISOLATION_COUNT).saturating_add(1).min(ISOLATION_COUNT);
-                Some((n & !ISOLATION_COUNT) | count)
+                (n & ISOLATION_COUNT < ISOLATION_COUNT).then(|| n + 1)
             })
-            .unwrap_or_else(|n| n);
-        (isolation_epoch(taken), self.hold_open(now_ms))
+            .ok()?;
+        Some((isolation_epoch(taken), self.hold_open(now)))
     }
 
     /// Releases one isolation taken in `epoch`; the last one closes the
     /// breaker. An isolation from before a `reset()` (another epoch) releases
     /// nothing. Returns the transition, if it made one.
-    pub fn release_isolation(&self, epoch: u32, now_ms: u64) -> Option<Transition> {
+    pub fn release_isolation(&self, epoch: u64, now: impl Clock) -> Option<Transition> {
+        let now = &now;
         let released = self
             .cells
-            .word(ISOLATIONS)
+            .wide(ISOLATIONS)
             .fetch_update(AcqRel, Acquire, |n| {
                 (isolation_epoch(n) == epoch && n & ISOLATION_COUNT > 0).then(|| n - 1)
             });
         match released {
-            Ok(n) if n & ISOLATION_COUNT == 1 => self.close_now(now_ms),
+            Ok(n) if n & ISOLATION_COUNT == 1 => self.close_now(now),
             _ => None,
         }
     }
@@ -1020,22 +1042,24 @@ impl<C: Cells> Breaker<C> {
     /// Closes the breaker and clears the run of failures, the backoff, the
     /// window and every isolation (a new isolation epoch begins, so handles
     /// taken before release nothing). Lifetime counters are kept.
-    pub fn reset(&self, now_ms: u64) -> Option<Transition> {
+    pub fn reset(&self, now: impl Clock) -> Option<Transition> {
+        let now = &now;
         let _ = self
             .cells
-            .word(ISOLATIONS)
+            .wide(ISOLATIONS)
             .fetch_update(AcqRel, Acquire, |n| {
-                Some(((isolation_epoch(n) as i32 + 1) & ISOLATION_EPOCH_MASK) << 16)
+                Some((n & !ISOLATION_COUNT).wrapping_add(ISOLATION_COUNT + 1))
             });
-        self.close_now(now_ms)
+        self.close_now(now)
     }
 
     /// Lets every call through (and never opens) while `disabled`; counting goes on.
-    pub fn set_disabled(&self, disabled: bool, now_ms: u64) -> Option<Transition> {
+    pub fn set_disabled(&self, disabled: bool, now: impl Clock) -> Option<Transition> {
+        let now = &now;
         if disabled {
             self.cells.word(MODE).fetch_or(MODE_DISABLED, AcqRel);
             if self.switches().isolations == 0 {
-                return self.close_now(now_ms);
+                return self.close_now(now);
             }
         } else {
             self.cells.word(MODE).fetch_and(!MODE_DISABLED, AcqRel);
@@ -1046,37 +1070,37 @@ impl<C: Cells> Breaker<C> {
     /// The shared switches.
     pub fn switches(&self) -> Control {
         Control {
-            isolations: (self.cells.word(ISOLATIONS).load(Acquire) & ISOLATION_COUNT) as u32,
+            isolations: (self.cells.wide(ISOLATIONS).load(Acquire) & ISOLATION_COUNT) as u32,
             disabled: self.cells.word(MODE).load(Acquire) & MODE_DISABLED != 0,
             reopenings: self.cells.word(REOPENINGS).load(Relaxed).max(0) as u32,
         }
     }
 
     /// Moves any state but OPEN to OPEN.
-    fn hold_open(&self, now_ms: u64) -> Option<Transition> {
+    fn hold_open(&self, now: &impl Clock) -> Option<Transition> {
         loop {
             let word = self.control().load(Acquire);
             if state_raw(word) == State::Open as u32 {
                 return None;
             }
-            if let Some(opened) = self.swap_control(word, State::Open, now_ms) {
-                self.stamp_opening(opened, now_ms);
+            if let Some(opened) = self.swap_control(word, State::Open, now) {
+                self.stamp_opening(opened, now);
                 return Some(Transition::Opened);
             }
         }
     }
 
     /// Closes the breaker now, whatever its state, and starts its counts over.
-    fn close_now(&self, now_ms: u64) -> Option<Transition> {
+    fn close_now(&self, now: &impl Clock) -> Option<Transition> {
         self.cells.word(FAILURE_COUNT).store(0, Release);
         loop {
             let word = self.control().load(Acquire);
             if state_raw(word) == State::Closed as u32 {
-                self.start_over(now_ms);
+                self.start_over(now);
                 return None;
             }
-            if let Some(closed) = self.swap_control(word, State::Closed, now_ms) {
-                return match self.after_closing(closed, now_ms) {
+            if let Some(closed) = self.swap_control(word, State::Closed, now) {
+                return match self.after_closing(closed, now) {
                     Transition::Closed => Some(Transition::Closed),
                     _ => None,
                 };
@@ -1178,9 +1202,9 @@ impl<C: Cells> Breaker<C> {
         let _ = head.compare_exchange(claim, published, AcqRel, Relaxed);
     }
 
-    fn write_log(&self, word: u64, now_ms: u64) {
+    fn write_log(&self, word: u64, now: &impl Clock) {
         if let Some(state) = State::from_raw(state_raw(word)) {
-            self.log_transition(generation(word), state, now_ms);
+            self.log_transition(generation(word), state, now.wall_ms());
         }
     }
 
@@ -1227,20 +1251,20 @@ impl<C: Cells> Breaker<C> {
     /// Moves the control word from `expected` to `to` with the next
     /// generation, and logs it. Returns the new word, or `None` if another
     /// caller moved it first.
-    fn swap_control(&self, expected: u64, to: State, now_ms: u64) -> Option<u64> {
+    fn swap_control(&self, expected: u64, to: State, now: &impl Clock) -> Option<u64> {
         let next = control(to as u32, generation(expected).wrapping_add(1));
         self.control()
             .compare_exchange(expected, next, AcqRel, Acquire)
             .ok()?;
-        self.write_log(next, now_ms);
+        self.write_log(next, now);
         Some(next)
     }
 
     /// Writes a timer entry for the generation of `word`, replacing
     /// `timer_word`, which was read while the control word was `word`.
     /// Returns whether this caller's entry was written.
-    fn stamp_timer(&self, word: u64, timer_word: u64, kind: Kind, now_ms: u64) -> bool {
-        let entry = timer(generation(word), kind, now_ms);
+    fn stamp_timer(&self, word: u64, timer_word: u64, kind: Kind, now: &impl Clock) -> bool {
+        let entry = timer(generation(word), kind, now.mono_ms());
         self.timer()
             .compare_exchange(timer_word, entry, AcqRel, Acquire)
             .is_ok()
@@ -1248,13 +1272,13 @@ impl<C: Cells> Breaker<C> {
 
     /// Stamps the opening that made control word `opened`, unless another
     /// caller has stamped it or the breaker has moved on.
-    fn stamp_opening(&self, opened: u64, now_ms: u64) {
+    fn stamp_opening(&self, opened: u64, now: &impl Clock) {
         let timer_word = self.timer().load(Acquire);
         if self.control().load(Acquire) != opened {
             return;
         }
         if timer_entry(timer_word, generation(opened), Kind::Opened).is_none() {
-            self.stamp_timer(opened, timer_word, Kind::Opened, now_ms);
+            self.stamp_timer(opened, timer_word, Kind::Opened, now);
         }
     }
 
@@ -1279,12 +1303,12 @@ impl<C: Cells> Breaker<C> {
         }
     }
 
-    fn count_successes(&self, count: u64, now_ms: u64, stripe: Stripe) {
+    fn count_successes(&self, count: u64, now: &impl Clock, stripe: Stripe) {
         self.add(stripe, REQUESTS, count);
         self.add(stripe, SUCCESSES, count);
         raise(
             self.cells.wide(stripe_slot(stripe.0, LAST_SUCCESS_TIME)),
-            now_ms,
+            now.wall_ms(),
         );
     }
 
@@ -1298,10 +1322,10 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Counts a failure; returns the run of consecutive failures it makes.
-    fn count_failure(&self, now_ms: u64, stripe: Stripe) -> u32 {
+    fn count_failure(&self, now: &impl Clock, stripe: Stripe) -> u32 {
         self.bump(stripe, REQUESTS);
         self.bump(stripe, FAILURES);
-        raise(self.cells.wide(LAST_FAILURE_TIME), now_ms);
+        raise(self.cells.wide(LAST_FAILURE_TIME), now.wall_ms());
         (self.cells.word(FAILURE_COUNT).fetch_add(1, AcqRel) as u32).wrapping_add(1)
     }
 
@@ -1316,12 +1340,13 @@ impl<C: Cells> Breaker<C> {
     }
 }
 
-// ISOLATIONS: epoch:15 (bits 16..31) | count:16. `reset()` starts a new epoch.
-const ISOLATION_COUNT: i32 = 0xffff;
-const ISOLATION_EPOCH_MASK: i32 = 0x7fff;
+// ISOLATIONS (64-bit): epoch:48 (bits 16..63) | count:16. `reset()` starts a
+// new epoch: a handle from before it could match again only after 2^48
+// resets.
+const ISOLATION_COUNT: u64 = MAX_ISOLATIONS as u64;
 
-fn isolation_epoch(word: i32) -> u32 {
-    ((word >> 16) & ISOLATION_EPOCH_MASK) as u32
+fn isolation_epoch(word: u64) -> u64 {
+    word >> 16
 }
 
 // Log entry, two 64-bit words.
@@ -1353,9 +1378,21 @@ fn tag_precedes(a: u64, b: u64) -> bool {
     distance != 0 && distance <= LOG_TAG_MASK >> 1
 }
 
-/// Raises a timestamp to `now_ms`; writes nothing when it is already there.
+/// How far ahead of a caller's wall clock a stored time may be and still be
+/// taken for another caller's slightly later reading; further ahead, the wall
+/// clock was stepped back since it was stored.
+pub const WALL_STEP_MS: u64 = 1000;
+
+/// Raises a wall-clock time to `now_ms`; writes nothing when it is already
+/// there. A time more than [`WALL_STEP_MS`] ahead of `now_ms` was stored
+/// before the wall clock was stepped back: it is replaced, so the slot says
+/// when the latest call happened on the clock as it is now.
 fn raise(slot: &crate::cells::AtomicU64, now_ms: u64) {
-    if slot.load(Relaxed) < now_ms {
-        slot.fetch_max(now_ms, Relaxed);
+    let mut seen = slot.load(Relaxed);
+    while seen < now_ms || seen > now_ms.saturating_add(WALL_STEP_MS) {
+        match slot.compare_exchange_weak(seen, now_ms, Relaxed, Relaxed) {
+            Ok(_) => return,
+            Err(actual) => seen = actual,
+        }
     }
 }

@@ -12,11 +12,12 @@
 //!        5  LAYOUT_VERSION             0 in a fresh buffer, LAYOUT_MAGIC once used
 //!        6  LAST_FAILURE_TIME (+7 _HI) ms since the epoch, 0 = never
 //!        8  MODE                       bit 0: disabled (every call runs)
-//!        9  ISOLATIONS                 isolate() handles not yet released
+//!        9  (unused)
 //!       10  REOPENINGS                 failed probes since the breaker last closed
 //!       12  HALF_OPEN (+13 _HI)        generation:32 | probes running:16 | successes:16
 //!       14  FEATURES (+15 _HI)         what lies past SLOT_COUNT, see `features`
 //!       16  PROBE_COUNT (+17 _HI)      probes admitted, ever
+//!       18  ISOLATIONS (+19 _HI)       isolation epoch:48 | isolate() handles not yet released:16
 //!       32..64  TRANSITION_LOG         the last 8 transitions, 4 slots each
 //!  slot 64 + 32*k  stripe k of STRIPES, one per group of threads
 //!        +0 TOTAL_REQUEST_COUNT  +2 SUCCESS_COUNT  +4 FAILURE_TOTAL
@@ -52,8 +53,10 @@ pub const LAST_FAILURE_TIME: usize = 6;
 pub const MODE: usize = 8;
 /// Every call runs and nothing opens the breaker, while this bit of [`MODE`] is set.
 pub const MODE_DISABLED: i32 = 1;
-/// Isolations not yet released: while above 0 the breaker stays OPEN.
-pub const ISOLATIONS: usize = 9;
+/// Isolations (64-bit): the isolation epoch (bumped by `reset()`) in the
+/// high 48 bits, the isolations not yet released in the low 16; while any is
+/// held the breaker stays OPEN.
+pub const ISOLATIONS: usize = 18;
 /// Failed probes since the breaker last closed: the backoff exponent.
 pub const REOPENINGS: usize = 10;
 /// The half-open episode's probes (64-bit): generation:32 | running:16 | succeeded:16.
@@ -95,16 +98,16 @@ pub const FILTERED: usize = 16;
 /// Length of the array a breaker needs.
 pub const SLOT_COUNT: usize = STRIPE_BASE + STRIPES * STRIPE_STRIDE;
 
-/// "CB" and layout version 2. A buffer holding anything else in
+/// "CB" and layout version 3. A buffer holding anything else in
 /// [`LAYOUT_VERSION`] is not a breaker of this layout.
-pub const LAYOUT_MAGIC: i32 = 0x4342_0002;
+pub const LAYOUT_MAGIC: i32 = 0x4342_0003;
 
 /// Index of a counter in stripe `stripe` (taken modulo [`STRIPES`]).
 pub const fn stripe_slot(stripe: usize, offset: usize) -> usize {
     STRIPE_BASE + (stripe % STRIPES) * STRIPE_STRIDE + offset
 }
 
-const HEADER_NAMES: [(usize, &str); 17] = [
+const HEADER_NAMES: [(usize, &str); 18] = [
     (STATE, "STATE"),
     (GENERATION, "GENERATION"),
     (TIMER, "TIMER"),
@@ -114,7 +117,6 @@ const HEADER_NAMES: [(usize, &str); 17] = [
     (LAST_FAILURE_TIME, "LAST_FAILURE_TIME"),
     (LAST_FAILURE_TIME + 1, "LAST_FAILURE_TIME_HI"),
     (MODE, "MODE"),
-    (ISOLATIONS, "ISOLATIONS"),
     (REOPENINGS, "REOPENINGS"),
     (HALF_OPEN, "HALF_OPEN"),
     (HALF_OPEN + 1, "HALF_OPEN_HI"),
@@ -122,6 +124,8 @@ const HEADER_NAMES: [(usize, &str); 17] = [
     (FEATURES + 1, "FEATURES_HI"),
     (PROBE_COUNT, "PROBE_COUNT"),
     (PROBE_COUNT + 1, "PROBE_COUNT_HI"),
+    (ISOLATIONS, "ISOLATIONS"),
+    (ISOLATIONS + 1, "ISOLATIONS_HI"),
 ];
 
 /// Stripe offsets and names of the per-thread 64-bit counters.
@@ -194,6 +198,7 @@ mod tests {
             HALF_OPEN,
             FEATURES,
             PROBE_COUNT,
+            ISOLATIONS,
         ] {
             assert_eq!(index % 2, 0);
         }
@@ -217,7 +222,7 @@ mod tests {
             let line = |byte: usize| (misalignment + byte) / 64;
             // The header and every stripe, as byte ranges.
             // The header's busy part (the transition log is written on transitions only).
-            let mut ranges = vec![(0, (PROBE_COUNT + 2) * 4)];
+            let mut ranges = vec![(0, (ISOLATIONS + 2) * 4)];
             for stripe in 0..STRIPES {
                 let start = stripe_slot(stripe, 0) * 4;
                 ranges.push((start, start + used));

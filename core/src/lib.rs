@@ -1,12 +1,13 @@
 //! A circuit breaker whose whole state lives in shared memory.
 //!
 //! Everything here works on slots (`&[AtomicI32]`) that many threads, or many
-//! processes, may share. Nothing reads a clock (`now_ms` is an argument),
+//! processes, may share. Nothing reads a clock (the time is a [`Clock`] argument),
 //! nothing blocks, nothing panics on any slot contents, and nothing knows
 //! about Node.js: the napi binding only converts values.
 
 pub mod breaker;
 pub mod cells;
+pub mod clock;
 pub mod features;
 pub mod file;
 pub mod histogram;
@@ -19,6 +20,7 @@ pub use breaker::{
 #[cfg(not(loom))]
 pub use cells::Slots;
 pub use cells::{claim_layout, Cells, MemoryError};
+pub use clock::{Clock, Now, ReadOnce};
 #[cfg(not(loom))]
 pub use owned::OwnedSlots;
 

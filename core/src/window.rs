@@ -23,15 +23,18 @@
 //! a counter a little ahead of or behind the ring (even negative, or BAD above
 //! CALLS): [`read`] clamps.
 //!
-//! Time window: time `t = now_ms / w` is epoch `t mod 2^24` in bucket
+//! Time window: `now_ms` is the host's monotonic clock (see
+//! [`crate::clock`]), so stepping the wall clock neither ages nor empties
+//! it. Time `t = now_ms / w` is epoch `t mod 2^24` in bucket
 //! `t mod B`. A word whose epoch is the caller's is bumped with `fetch_add`;
 //! an older (or empty) one is replaced by `(epoch, n)` with a CAS; one with
 //! calls in it that is ahead of the caller by at most [`AHEAD_WINDOWS`]
-//! windows (the caller's clock is behind) is left alone and the calls are
-//! not counted. A word further ahead than that is taken as
-//! older, so a clock stepped back, or a 24-bit epoch that wrapped while the
-//! breaker sat idle, costs at most a few windows of counts and never stops
-//! the window for long. A reader sums the words whose age is below B (a
+//! windows (the caller read the clock before another caller who recorded
+//! first) is left alone and the calls are not counted. A word further ahead
+//! than that is taken as older, so stamps of an earlier boot (a breaker file
+//! kept across a reboot), or a 24-bit epoch that wrapped while the breaker
+//! sat idle, cost at most a few windows of counts and never stop the window
+//! for long. A reader sums the words whose age is below B (a
 //! BAD word only while its epoch is its bucket's CALLS word's).
 //!
 //! Known limit of 24-bit epochs: a bucket left untouched for exactly a
@@ -77,8 +80,8 @@ pub const COUNT_BITS: u32 = 40;
 /// Bits of the epoch of a time-window word.
 pub const EPOCH_BITS: u32 = 24;
 /// How far ahead, in windows, a bucket's epoch may be of the caller's before
-/// the caller takes it for an old one (a clock stepped back, or an epoch
-/// that wrapped around while the breaker was idle).
+/// the caller takes it for an old one (a stamp of an earlier boot, or an
+/// epoch that wrapped around while the breaker was idle).
 pub const AHEAD_WINDOWS: u64 = 4;
 
 const COUNT_MASK: u64 = (1 << COUNT_BITS) - 1;

@@ -18,19 +18,23 @@
 //! order of the two calls.
 //!
 //! Where the documents are silent the model follows the decisions documented
-//! in `breaker.rs`'s doc comments: a clock that goes back restarts the wait
-//! from the earlier time; a probe's lease lasts `max(resetTimeout, 1)` ms;
+//! in `breaker.rs`'s doc comments: the model decides on the host's
+//! monotonic clock alone, and the wall clock (stepped on its own by an hour
+//! or a little) only sets the last success and failure times; a monotonic
+//! clock that goes back (a breaker file kept across a reboot) restarts the
+//! wait from the earlier time; a probe's lease lasts `max(resetTimeout, 1)` ms;
 //! any success ends the run of failures and any failure extends it, whatever
 //! the state; only a failure (or a slow success) reported while CLOSED
 //! opens; marks are counted beside the outcome they come with. Readings of
 //! the README that are this file's own are marked "Reading:" below.
 #![cfg(not(loom))]
 
+use breaker_core::breaker::WALL_STEP_MS;
 use breaker_core::breaker::{Marks, Policies};
 use breaker_core::features::claim_features;
-use breaker_core::layout::STATE;
+use breaker_core::layout::{STATE, STRIPES};
 use breaker_core::{
-    claim_layout, Admission, Breaker, Cells, Config, OwnedSlots, Slots, State, Stripe, Ticket,
+    claim_layout, Admission, Breaker, Cells, Config, Now, OwnedSlots, Slots, State, Stripe, Ticket,
     Transition,
 };
 use proptest::prelude::*;
@@ -41,6 +45,7 @@ use std::sync::atomic::{AtomicI32, AtomicU64};
 
 const T0: u64 = 1_764_000_000_000; // a Date.now()-scale time
 const DEFAULT_CASES: u32 = 512;
+const HOUR_MS: i64 = 3_600_000;
 
 /// How the lease of a half-open episode with several probes is read.
 ///
@@ -197,6 +202,23 @@ struct Model {
     /// The last calls recorded, `true` for a bad one (failure or slow).
     window: VecDeque<bool>,
     counters: Counters,
+    /// The wall clock of the current operation: only stored, never decides.
+    wall: u64,
+    /// The stripe of the current operation.
+    stripe: usize,
+    /// The latest success each stripe recorded.
+    last_success: [u64; STRIPES],
+}
+
+/// The time a wall-clock slot holds after a call at `wall`: raised to it,
+/// or brought back to it when it lies more than `WALL_STEP_MS` ahead (the
+/// wall clock was stepped back since).
+fn wall_time_after(held: u64, wall: u64) -> u64 {
+    if held < wall || held > wall + WALL_STEP_MS {
+        wall
+    } else {
+        held
+    }
 }
 
 impl Model {
@@ -232,6 +254,9 @@ impl Model {
             disabled: false,
             window: VecDeque::new(),
             counters: Counters::default(),
+            wall: 0,
+            stripe: 0,
+            last_success: [0; STRIPES],
         }
     }
 
@@ -377,23 +402,25 @@ impl Model {
         c.filtered += u64::from(marks.filtered);
     }
 
-    fn count_failure(&mut self, now: u64) {
+    fn count_failure(&mut self) {
         self.counters.requests += 1;
         self.counters.failures += 1;
-        self.counters.last_failure_ms = self.counters.last_failure_ms.max(now);
+        self.counters.last_failure_ms = wall_time_after(self.counters.last_failure_ms, self.wall);
         self.run += 1;
     }
 
-    fn count_successes(&mut self, count: u64, now: u64) {
+    fn count_successes(&mut self, count: u64) {
         if count != 0 {
             self.counters.requests += count;
             self.counters.successes += count;
-            self.counters.last_success_ms = self.counters.last_success_ms.max(now);
+            let held = &mut self.last_success[self.stripe];
+            *held = wall_time_after(*held, self.wall);
+            self.counters.last_success_ms = self.last_success.iter().copied().max().unwrap_or(0);
         }
     }
 
-    fn on_successes(&mut self, count: u64, now: u64) {
-        self.count_successes(count, now);
+    fn on_successes(&mut self, count: u64) {
+        self.count_successes(count);
         self.record(count, false);
         if count != 0 {
             self.run = 0;
@@ -403,15 +430,15 @@ impl Model {
     /// Successes published late: counted and in the window ("A thread's
     /// plain successes reach the window when they are published"), the run
     /// of failures left alone.
-    fn publish_successes(&mut self, count: u64, now: u64) {
-        self.count_successes(count, now);
+    fn publish_successes(&mut self, count: u64) {
+        self.count_successes(count);
         self.record(count, false);
     }
 
     /// A slow success is bad for the rate (and may open the breaker); an
     /// error the filter accepted is a success for everything.
     fn on_marked_success(&mut self, marks: Marks, now: u64) -> Option<Transition> {
-        self.count_successes(1, now);
+        self.count_successes(1);
         self.count_marks(marks);
         self.run = 0;
         self.record(u64::from(!marks.slow), marks.slow);
@@ -428,7 +455,7 @@ impl Model {
     /// A slow call that also fails counts once (in the window), as a failure.
     fn on_marked_failure(&mut self, marks: Marks, now: u64) -> Option<Transition> {
         self.count_marks(marks);
-        self.count_failure(now);
+        self.count_failure();
         self.record(0, true);
         let consecutive = self.threshold.is_some_and(|t| self.run >= t);
         if self.may_trip() && (consecutive || self.rate_reached()) {
@@ -448,10 +475,10 @@ impl Model {
     ) -> Option<Transition> {
         self.count_marks(marks);
         if succeeded {
-            self.count_successes(1, now);
+            self.count_successes(1);
             self.run = 0;
         } else {
-            self.count_failure(now);
+            self.count_failure();
         }
         let success_threshold = self.success_threshold;
         let ModelState::HalfOpen {
@@ -513,13 +540,16 @@ impl Model {
 
     /// `isolate()`: OPEN (from whatever state) until released; returns the
     /// epoch its handle belongs to.
-    fn isolate(&mut self, now: u64) -> (u32, Option<Transition>) {
+    fn isolate(&mut self, now: u64) -> Option<(u32, Option<Transition>)> {
+        if self.isolations == breaker_core::breaker::MAX_ISOLATIONS {
+            return None;
+        }
         self.isolations += 1;
         if matches!(self.state, ModelState::Open { .. }) {
-            return (self.epoch, None);
+            return Some((self.epoch, None));
         }
         self.state = ModelState::Open { since: Some(now) };
-        (self.epoch, Some(Transition::Opened))
+        Some((self.epoch, Some(Transition::Opened)))
     }
 
     /// Releases one isolation of `epoch`; the last one closes the breaker.
@@ -641,7 +671,12 @@ enum Op {
     Reset,
     SetDisabled(bool),
     Advance(Step),
+    /// The monotonic clock goes back (only a breaker file kept across a
+    /// reboot sees that): the wall clock stays.
     ClockBack(u64),
+    /// The wall clock alone is stepped (by an hour, or a little): no
+    /// decision may change.
+    WallStep(i64),
 }
 
 fn marks_of(succeeded: bool, a: bool, b: bool, c: bool) -> Marks {
@@ -706,6 +741,12 @@ fn op(manual: bool) -> impl Strategy<Value = Op> {
         1 => prop::bool::weighted(0.4).prop_map(Op::SetDisabled),
         10 => step.prop_map(Op::Advance),
         1 => (1u64..200).prop_map(Op::ClockBack),
+        2 => prop_oneof![
+            Just(HOUR_MS),
+            Just(-HOUR_MS),
+            -3000i64..3000,
+        ]
+        .prop_map(Op::WallStep),
     ];
     any_op.prop_map(move |op| match op {
         Op::ForceHalfOpen
@@ -819,20 +860,30 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
     claim_features(&slots, slots.len(), &config.features()).expect("room for the features");
     let core = Breaker::new(slots, config);
     let mut model = Model::new(setup);
+    // `now` is the host's monotonic clock, `wall` the wall clock: they move
+    // together except where `WallStep` steps the wall clock alone (and
+    // `ClockBack` the monotonic one alone). The model decides on `now` only.
     let mut now = start;
+    let mut wall = start;
     // Probes admitted and not reported yet: the core's ticket, the model's probe.
     let mut running: Vec<(Ticket, Probe)> = Vec::new();
     // Every episode's ticket: one per episode, another for each episode.
     let mut tickets: Vec<(Ticket, u64)> = Vec::new();
     // Every isolation handle taken: the core's epoch, the model's.
-    let mut handles: Vec<(u32, u32)> = Vec::new();
+    let mut handles: Vec<(u64, u32)> = Vec::new();
     let trace = std::env::var_os("MODEL_TRACE").is_some();
 
     for (i, &(op, thread)) in ops.iter().enumerate() {
         let stripe = Stripe::new(thread);
+        let at = Now {
+            wall_ms: wall,
+            mono_ms: now,
+        };
+        model.wall = wall;
+        model.stripe = stripe.index();
         match op {
             Op::Admit => {
-                let got = core.admit(now, stripe);
+                let got = core.admit(at, stripe);
                 let want = model.admit(now);
                 match (got, want) {
                     (Admission::Run, Decision::Run) | (Admission::Reject, Decision::Reject) => {}
@@ -859,19 +910,19 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                 }
             }
             Op::Success => {
-                core.on_success(now, stripe);
-                model.on_successes(1, now);
+                core.on_success(at, stripe);
+                model.on_successes(1);
             }
             Op::Successes(count) => {
-                core.on_successes(count, now, stripe);
-                model.on_successes(count, now);
+                core.on_successes(count, at, stripe);
+                model.on_successes(count);
             }
             Op::Publish(count) => {
-                core.publish_successes(count, now, stripe);
-                model.publish_successes(count, now);
+                core.publish_successes(count, at, stripe);
+                model.publish_successes(count);
             }
             Op::Failure => {
-                let got = core.on_failure(now, stripe);
+                let got = core.on_failure(at, stripe);
                 let want = model.on_failure(now);
                 prop_assert_eq!(got, want, "step {} {:?} at {}", i, op, now);
             }
@@ -881,7 +932,7 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                     filtered,
                     ..Marks::default()
                 };
-                let got = core.on_marked_success(marks, now, stripe);
+                let got = core.on_marked_success(marks, at, stripe);
                 let want = model.on_marked_success(marks, now);
                 prop_assert_eq!(got, want, "step {} {:?} at {}", i, op, now);
             }
@@ -896,7 +947,7 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                     slow,
                     ..Marks::default()
                 };
-                let got = core.on_marked_failure(marks, now, stripe);
+                let got = core.on_marked_failure(marks, at, stripe);
                 let want = model.on_marked_failure(marks, now);
                 prop_assert_eq!(got, want, "step {} {:?} at {}", i, op, now);
             }
@@ -916,7 +967,7 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                     continue;
                 }
                 let (ticket, probe) = running.remove(pick % running.len());
-                let got = core.on_marked_probe_result(ticket, succeeded, marks, now, stripe);
+                let got = core.on_marked_probe_result(ticket, succeeded, marks, at, stripe);
                 let want = model.on_probe_result(probe, succeeded, marks, now);
                 prop_assert_eq!(
                     got,
@@ -931,7 +982,7 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
             }
             Op::ForceHalfOpen => {
                 prop_assert_eq!(
-                    core.force_half_open_at(now),
+                    core.force_half_open_at(at),
                     model.force_half_open(),
                     "step {} {:?}",
                     i,
@@ -944,13 +995,16 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                 model.js_store_open();
             }
             Op::ReadState => {
-                let got = core.state(now);
+                let got = core.state(at);
                 let want = model.state(now);
                 prop_assert_eq!(got, want, "step {} getState() at {}", i, now);
             }
             Op::Isolate => {
-                let (epoch, got) = core.isolate(now);
-                let (model_epoch, want) = model.isolate(now);
+                let (got, want) = (core.isolate(at), model.isolate(now));
+                prop_assert_eq!(got.is_some(), want.is_some(), "step {} {:?}", i, op);
+                let (Some((epoch, got)), Some((model_epoch, want))) = (got, want) else {
+                    continue;
+                };
                 prop_assert_eq!(got, want, "step {} {:?} at {}", i, op, now);
                 for &(e, m) in &handles {
                     prop_assert_eq!(
@@ -971,7 +1025,7 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                     continue;
                 }
                 let (epoch, model_epoch) = handles[pick % handles.len()];
-                let got = core.release_isolation(epoch, now);
+                let got = core.release_isolation(epoch, at);
                 let want = model.release_isolation(model_epoch);
                 prop_assert_eq!(
                     got,
@@ -985,11 +1039,11 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                 );
             }
             Op::Reset => {
-                prop_assert_eq!(core.reset(now), model.reset(), "step {} {:?}", i, op);
+                prop_assert_eq!(core.reset(at), model.reset(), "step {} {:?}", i, op);
             }
             Op::SetDisabled(disabled) => {
                 prop_assert_eq!(
-                    core.set_disabled(disabled, now),
+                    core.set_disabled(disabled, at),
                     model.set_disabled(disabled),
                     "step {} {:?}",
                     i,
@@ -998,7 +1052,7 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
             }
             Op::Advance(step) => {
                 let open = model.open_ms();
-                now += match step {
+                let ms = match step {
                     Step::Ms(ms) => ms,
                     Step::Timeout => setup.timeout,
                     Step::TimeoutMinusOne => setup.timeout.saturating_sub(1),
@@ -1006,9 +1060,12 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
                     Step::OpenPeriod => open,
                     Step::OpenPeriodMinusOne => open.saturating_sub(1),
                     Step::OpenPeriodPlusOne => open + 1,
-                }
+                };
+                now += ms;
+                wall += ms;
             }
             Op::ClockBack(ms) => now -= ms,
+            Op::WallStep(ms) => wall = wall.saturating_add_signed(ms),
         }
         if trace {
             eprintln!("{i:3} {op:?} at +{}: {:?}", now - start, model.state);
@@ -1045,7 +1102,7 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
             op
         );
         prop_assert_eq!(
-            core.window_counts(now).map(|w| (w.calls, w.bad)),
+            core.window_counts(at).map(|w| (w.calls, w.bad)),
             model.window_counts(),
             "step {} {:?}: window (calls, bad)",
             i,

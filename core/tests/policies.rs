@@ -161,9 +161,9 @@ fn isolation_holds_the_breaker_open_past_the_reset_timeout_until_released() {
     let c = config(5, 100, Policies::default());
     let memory = memory_for(&c);
     let b = breaker(&memory, c);
-    let (epoch, opened) = b.isolate(T0);
+    let (epoch, opened) = b.isolate(T0).expect("taken");
     assert_eq!(opened, Some(Transition::Opened));
-    assert_eq!(b.isolate(T0), (epoch, None), "a second isolation");
+    assert_eq!(b.isolate(T0), Some((epoch, None)), "a second isolation");
     assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Reject);
     assert_eq!(b.state(T0 + 10_000), State::Open);
     assert_eq!(
@@ -191,13 +191,63 @@ fn an_isolation_from_before_a_reset_releases_nothing() {
     let c = config(5, 100, Policies::default());
     let memory = memory_for(&c);
     let b = breaker(&memory, c);
-    let (stale, _) = b.isolate(T0);
+    let (stale, _) = b.isolate(T0).expect("taken");
     b.reset(T0);
-    let (current, _) = b.isolate(T0);
+    let (current, _) = b.isolate(T0).expect("taken");
     assert_ne!(stale, current);
     assert_eq!(b.release_isolation(stale, T0), None);
     assert_eq!(b.state(T0), State::Open, "the new isolation still holds");
     assert_eq!(b.release_isolation(current, T0), Some(Transition::Closed));
+}
+
+#[test]
+fn an_isolation_from_32768_and_65536_resets_before_releases_nothing() {
+    let c = config(5, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    let (stale, _) = b.isolate(T0).expect("taken");
+    for resets in 1..=65_536 {
+        b.reset(T0);
+        if resets == 32_768 || resets == 65_536 {
+            let (current, _) = b.isolate(T0).expect("taken");
+            assert_ne!(current, stale, "after {resets} resets");
+            assert_eq!(
+                b.release_isolation(stale, T0),
+                None,
+                "after {resets} resets"
+            );
+            assert_eq!(b.state(T0), State::Open, "the live isolation still holds");
+            assert_eq!(b.switches().isolations, 1);
+            assert_eq!(b.release_isolation(current, T0), Some(Transition::Closed));
+        }
+    }
+}
+
+#[test]
+fn isolations_past_the_most_held_at_once_are_refused_and_none_is_lost() {
+    use breaker_core::breaker::MAX_ISOLATIONS;
+    let c = config(5, 100, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    let (epoch, _) = b.isolate(T0).expect("taken");
+    for _ in 1..MAX_ISOLATIONS {
+        assert_eq!(b.isolate(T0), Some((epoch, None)));
+    }
+    assert_eq!(b.switches().isolations, MAX_ISOLATIONS);
+    assert_eq!(b.isolate(T0), None, "one more than the most is refused");
+    assert_eq!(b.switches().isolations, MAX_ISOLATIONS, "and takes nothing");
+    for _ in 1..MAX_ISOLATIONS {
+        assert_eq!(b.release_isolation(epoch, T0), None);
+    }
+    assert_eq!(b.state(T0), State::Open, "one isolation still held");
+    assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Reject);
+    assert_eq!(b.release_isolation(epoch, T0), Some(Transition::Closed));
+    assert_eq!(
+        b.release_isolation(epoch, T0),
+        None,
+        "nothing left to release"
+    );
+    assert_eq!(b.isolate(T0).map(|(e, _)| e), Some(epoch), "a place again");
 }
 
 #[test]
@@ -491,7 +541,7 @@ fn a_log_entry_is_read_only_once_its_writer_has_finished() {
 
 #[test]
 fn options_out_of_range_are_refused_with_their_names() {
-    let cases: [(Policies, &str); 10] = [
+    let cases: [(Policies, &str); 11] = [
         (
             Policies {
                 half_open_max_calls: Some(0.0),
@@ -525,7 +575,7 @@ fn options_out_of_range_are_refused_with_their_names() {
         (rate(50.0, 1.0, 1e9), "windowSize"),
         (
             Policies {
-                window_size: Some(10.0),
+                window_size: Some(0.0),
                 ..Policies::default()
             },
             "windowSize",
@@ -533,14 +583,22 @@ fn options_out_of_range_are_refused_with_their_names() {
         (rate(50.0, 11.0, 10.0), "minimumCalls"),
         (
             Policies {
-                minimum_calls: Some(5.0),
+                minimum_calls: Some(101.0),
                 ..Policies::default()
             },
             "minimumCalls",
         ),
         (
             Policies {
-                backoff_multiplier: Some(3.0),
+                window_is_time: true,
+                window_buckets: Some(5.0),
+                ..Policies::default()
+            },
+            "windowSize",
+        ),
+        (
+            Policies {
+                backoff_multiplier: Some(0.5),
                 ..Policies::default()
             },
             "backoffMultiplier",
@@ -549,6 +607,50 @@ fn options_out_of_range_are_refused_with_their_names() {
     for (policies, name) in cases {
         let error = Config::with_policies(5.0, 100.0, &policies).expect_err(name);
         assert!(error.to_string().starts_with(name), "{error}");
+    }
+}
+
+#[test]
+fn options_that_matter_only_with_another_are_accepted_alone_and_change_nothing() {
+    let plain = Config::with_policies(5.0, 100.0, &Policies::default()).expect("plain");
+    let alone = [
+        Policies {
+            backoff_multiplier: Some(2.0),
+            ..Policies::default()
+        },
+        Policies {
+            minimum_calls: Some(10.0),
+            ..Policies::default()
+        },
+        Policies {
+            window_size: Some(100.0),
+            ..Policies::default()
+        },
+        Policies {
+            window_buckets: Some(10.0),
+            ..Policies::default()
+        },
+        Policies {
+            window_is_time: true,
+            window_size: Some(60_000.0),
+            window_buckets: Some(6.0),
+            minimum_calls: Some(20.0),
+            ..Policies::default()
+        },
+    ];
+    for policies in alone {
+        let config = Config::with_policies(5.0, 100.0, &policies).expect("accepted");
+        assert_eq!(config, plain, "{policies:?}");
+    }
+    // Another multiplier without a longer maxResetTimeout: no backoff either.
+    let other = Policies {
+        backoff_multiplier: Some(3.0),
+        ..Policies::default()
+    };
+    let config = Config::with_policies(5.0, 100.0, &other).expect("accepted");
+    assert_eq!(config.features(), plain.features());
+    for reopenings in 0..5 {
+        assert_eq!(config.open_ms(reopenings), 100);
     }
 }
 

@@ -1,0 +1,2 @@
+-- read: the record as it is.
+return reply('ok', current())
