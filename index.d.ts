@@ -17,9 +17,9 @@ export declare const CircuitBreakerKeys: Readonly<
     FAILURE_COUNT: number
     /** Time of the last failure, ms since the epoch (64-bit), 0 if never. */
     LAST_FAILURE_TIME: number
-    /** This stripe's count of settled or rejected calls (64-bit); see the README. */
+    /** This stripe's count of settled or rejected calls (64-bit); see docs/decisions.md. */
     TOTAL_REQUEST_COUNT: number
-    /** This stripe's count of successes (64-bit); see the README. */
+    /** This stripe's count of successes (64-bit); see docs/decisions.md. */
     SUCCESS_COUNT: number
     /** This stripe's time of its last success, ms since the epoch (64-bit). */
     LAST_SUCCESS_TIME: number
