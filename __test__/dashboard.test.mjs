@@ -57,9 +57,9 @@ function stream(url) {
     get response() {
       return response
     },
-    next(event) {
+    next(event, timeout = 3000) {
       return new Promise((resolve, reject) => {
-        const timer = setTimeout(() => reject(new Error(`no '${event}' event in:\n${text}`)), 3000)
+        const timer = setTimeout(() => reject(new Error(`no '${event}' event within ${timeout} ms in:\n${text}`)), timeout)
         const check = () => {
           const all = frames()
           for (; consumed < all.length; consumed++) {
@@ -299,4 +299,30 @@ test('bad arguments are TypeErrors and RangeErrors naming the option, its range 
   } finally {
     breaker.dispose()
   }
+})
+
+test('npm run demo -- --serve: prints a loopback address whose dashboard shows the workers tripping the breaker', async (t) => {
+  const { spawn } = await import('node:child_process')
+  const demo = spawn(process.execPath, ['examples/demo.mjs', '--serve'], { cwd: new URL('..', import.meta.url), stdio: ['ignore', 'pipe', 'inherit'] })
+  t.after(() => demo.kill())
+  const address = await new Promise((resolve, reject) => {
+    let out = ''
+    demo.stdout.setEncoding('utf8').on('data', (chunk) => {
+      out += chunk
+      const found = /^Dashboard: (http:\/\/127\.0\.0\.1:\d+\/)$/m.exec(out)
+      if (found) resolve(found[1])
+    })
+    demo.once('exit', (code) => reject(new Error(`the demo exited (${code}) before printing its address: ${out}`)))
+  })
+  const events = stream(`${address}events`)
+  t.after(() => events.close())
+  const { data: snapshot } = await events.next('snapshot')
+  assert.equal(snapshot.breakers[0].name, 'inventory service')
+  // The dependency goes down 4 s after the start; a worker trips the breaker.
+  let opened = snapshot.breakers[0].timeline.find((change) => change.state === 'OPEN')
+  while (opened === undefined) {
+    const { data } = await events.next('transition', 8000)
+    if (data.change.state === 'OPEN') opened = data.change
+  }
+  assert.notEqual(opened.threadId, 0, 'made by a worker, not the main thread')
 })
