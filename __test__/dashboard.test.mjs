@@ -326,3 +326,14 @@ test('npm run demo -- --serve: prints a loopback address whose dashboard shows t
   }
   assert.notEqual(opened.threadId, 0, 'made by a worker, not the main thread')
 })
+
+test('a breaker disposed after the dashboard was made shows with null stats; the others go on', async (t) => {
+  const gone = new CircuitBreaker(createSharedArray(), { name: 'gone' })
+  const kept = breakerFor(t, { name: 'kept' })
+  const handler = handlerFor(t, [gone, kept])
+  const base = await serve(t, handler)
+  gone.dispose()
+  const { breakers } = await (await fetch(`${base}/stats.json`)).json()
+  assert.deepEqual(breakers.map((b) => [b.name, b.stats?.state ?? null]), [['gone', null], ['kept', 'CLOSED']])
+  handler.close()
+})
