@@ -290,6 +290,7 @@ test('bad arguments are TypeErrors and RangeErrors naming the option, its range 
       [[breaker], { title: 5 }, TypeError, 'dashboard: options.title must be a string, got the number 5'],
       [[breaker], { history: 0 }, RangeError, 'dashboard: options.history must be an integer from 1 to 1000, got the number 0'],
       [[breaker], { history: '5' }, TypeError, 'dashboard: options.history must be a number, got the string "5"'],
+      [[breaker], { get path() { throw new Error('no') } }, TypeError, 'dashboard: options.path could not be read: no'],
       [[breaker], { maxClients: 1.5 }, RangeError, 'dashboard: options.maxClients must be an integer from 1 to 10000, got the number 1.5'],
     ]
     for (const [breakers, options, type, message] of cases) {

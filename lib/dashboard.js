@@ -18,6 +18,7 @@
 const { threadId } = require('node:worker_threads')
 const { configOf } = require('./breaker.js')
 const { describe } = require('./describe.js')
+const { readOption } = require('./options.js')
 const { PAGE, PAGE_HEADERS } = require('./dashboard-page.js')
 
 const STATE_EVENTS = ['open', 'halfOpen', 'close']
@@ -35,17 +36,25 @@ function rangeError(name, expected, received) {
 }
 
 function readOptions(options) {
-  if (options === undefined) options = {}
-  if (typeof options !== 'object' || options === null) throw typeError('dashboard: options', 'an object', options)
-  const path = options.path ?? '/'
+  if (options !== undefined && (typeof options !== 'object' || options === null)) {
+    throw typeError('dashboard: options', 'an object', options)
+  }
+  const read = (name) => {
+    try {
+      return readOption(options, name)
+    } catch (error) {
+      throw new TypeError(`dashboard: ${error.message}`, { cause: error.cause })
+    }
+  }
+  const path = read('path') ?? '/'
   if (typeof path !== 'string') throw typeError('dashboard: options.path', 'a string', path)
   if (!/^\/[A-Za-z0-9._~!$&'()*+,;=:@%/-]*$/.test(path) || /\/\/|%(?![0-9A-Fa-f]{2})/.test(path)) {
     throw rangeError('dashboard: options.path', "a URL path starting with '/' (no query, no '//')", path)
   }
-  const title = options.title ?? 'Circuit breakers'
+  const title = read('title') ?? 'Circuit breakers'
   if (typeof title !== 'string') throw typeError('dashboard: options.title', 'a string', title)
-  const history = integer('history', options.history ?? 20, 1, 1000)
-  const maxClients = integer('maxClients', options.maxClients ?? 32, 1, 10000)
+  const history = integer('history', read('history') ?? 20, 1, 1000)
+  const maxClients = integer('maxClients', read('maxClients') ?? 32, 1, 10000)
   return { prefix: path.replace(/\/+$/, ''), title, history, maxClients }
 }
 
@@ -241,6 +250,8 @@ function dashboard(breakers, options) {
       }
     }
     res.on('close', leave)
+    // A connection that fails is one page gone, never an uncaught error.
+    res.on('error', leave)
     req.on('close', leave)
   }
 
