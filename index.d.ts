@@ -94,6 +94,59 @@ export interface PromClientRegistryLike {
  */
 export declare function registerPrometheus(registry: PromClientRegistryLike, breaker: CircuitBreaker): () => void
 
+/** Options of `dashboard()`. */
+export interface DashboardOptions {
+  /**
+   * The URL path the dashboard answers under: the page at `path`, the event
+   * stream at `path/events`, a snapshot at `path/stats.json`. Default `'/'`.
+   * Under Express's `app.use('/mount', handler)`, leave it `'/'`: Express
+   * strips the mount from `req.url`.
+   */
+  path?: string
+  /** The page's title. Default `'Circuit breakers'`. */
+  title?: string
+  /** State changes kept per breaker for the timeline, 1 to 1000. Default 20. */
+  history?: number
+  /** Pages connected to the event stream at once, 1 to 10000 (more get a 503). Default 32. */
+  maxClients?: number
+}
+
+/** What the dashboard reads of a request (a `node:http` `IncomingMessage`). */
+export interface DashboardRequest {
+  readonly method?: string
+  readonly url?: string
+  on(event: 'close', listener: () => void): unknown
+}
+
+/** What the dashboard calls on a response (a `node:http` `ServerResponse`). */
+export interface DashboardResponse {
+  writeHead(statusCode: number, headers: { [name: string]: string | number }): unknown
+  write(chunk: string): boolean
+  end(chunk?: string): unknown
+  destroy(): unknown
+  on(event: 'close', listener: () => void): unknown
+  readonly writableLength: number
+}
+
+/** A request handler for `node:http`, Express (`next` passes on what is not the dashboard's) or Fastify (raw req/res). */
+export interface DashboardHandler {
+  (req: DashboardRequest, res: DashboardResponse, next?: () => void): void
+  /** Ends every page's event stream and stops listening to the breakers; afterwards every request is passed on (or a 404). */
+  close(): void
+  /** Pages connected to the event stream now. */
+  readonly clients: number
+}
+
+/**
+ * A live, read-only dashboard of `breakers`: one page showing each one's
+ * state, failure run, window, rates, latency percentiles and the last state
+ * changes with the thread that made each, updated through Server-Sent
+ * Events. GET only; anything else is a 405. See docs/dashboard.md.
+ *
+ * @throws {TypeError} / {RangeError} for breakers that are not CircuitBreakers or bad options.
+ */
+export declare function dashboard(breakers: ReadonlyArray<CircuitBreaker>, options?: DashboardOptions): DashboardHandler
+
 /**
  * The global `URL` class where the program's types declare one (`@types/node`,
  * the DOM library), so `file:` URLs are accepted; otherwise nothing.

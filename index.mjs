@@ -14,5 +14,6 @@ export const {
   openBreakerFile,
   prometheusText,
   registerPrometheus,
+  dashboard,
 } = cjs
 export default cjs.CircuitBreaker

@@ -23,6 +23,9 @@ const { statsObject } = require('./stats.js')
 const { prometheusText } = require('./metrics.js')
 
 const CLOSED = CircuitBreakerStates.CLOSED
+// A breaker's checked options, for the package's own modules (the dashboard
+// shows the thresholds): set by the class below, not exported from index.js.
+let configOf
 const STATE_EVENTS = ['open', 'halfOpen', 'close']
 const CALL_EVENTS = ['success', 'failure', 'reject', 'timeout', 'fallback']
 
@@ -32,6 +35,10 @@ const CALL_EVENTS = ['success', 'failure', 'reject', 'timeout', 'fallback']
  * failure count, one state and one half-open probe.
  */
 class CircuitBreaker extends EventEmitter {
+  static {
+    configOf = (breaker) => breaker.#config
+  }
+
   // What `execute` reads: the array, DISPOSED once disposed.
   #gate
   // The id, the array and the options, shared with the general path, the
@@ -424,4 +431,4 @@ if (typeof Symbol.dispose === 'symbol') {
   CircuitBreaker.prototype[Symbol.dispose] = CircuitBreaker.prototype.dispose
 }
 
-module.exports = { CircuitBreaker }
+module.exports = { CircuitBreaker, configOf }
