@@ -67,8 +67,12 @@ fn tls_with_rediss_and_the_servers_ca() {
         return;
     }
     let server = Server::tls();
+    // A TLS handshake on a loaded test machine can outlast quick()'s
+    // timeouts; this test is about TLS, not about timing.
     let options = AgentOptions {
         tls_ca_pem: server.ca_pem.clone(),
+        connect_timeout_ms: 5_000,
+        command_timeout_ms: 2_000,
         ..quick()
     };
     full_cycle(&server.url, options, "tls");
