@@ -9,6 +9,12 @@ import path from 'node:path'
 
 const root = fileURLToPath(new URL('..', import.meta.url))
 const readme = readFileSync(path.join(root, 'README.md'), 'utf8')
+// The package's name. A block may import it by the seed's name instead,
+// 'circuit-breaker-js', which is what a user who installed it under that alias
+// (`npm install circuit-breaker-js@npm:<name>`) writes; inside the package
+// only its own name resolves, so that specifier is read as the package's.
+const { name } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'))
+const SEED_NAME = /(\bfrom\s*|\brequire\(\s*|\bimport\(\s*)(['"])circuit-breaker-js\2/g
 const blocks = [...readme.matchAll(/```js\n([\s\S]*?)```/g)].map((match) => match[1])
 
 test('the README has code to run', () => {
@@ -19,9 +25,9 @@ blocks.forEach((code, index) => {
   const firstLine = code.split('\n').find((line) => line.trim()) ?? ''
   test(`README block ${index + 1} runs: ${firstLine.slice(0, 70)}`, () => {
     const commonJs = /\brequire\(/.test(code) && !/^import /m.test(code)
-    // Written inside the package, so 'circuit-breaker-js' resolves to it.
+    // Written inside the package, so its name resolves to it.
     const file = path.join(root, `.readme-block-${index + 1}.${commonJs ? 'cjs' : 'mjs'}`)
-    writeFileSync(file, code)
+    writeFileSync(file, code.replace(SEED_NAME, `$1$2${name}$2`))
     try {
       const run = spawnSync(process.execPath, [file], { cwd: root, encoding: 'utf8', timeout: 60000 })
       assert.equal(run.stderr, '')

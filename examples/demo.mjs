@@ -2,7 +2,7 @@
 // worker threads sharing ONE breaker against a dependency that goes down and
 // comes back.
 import { Worker, isMainThread, workerData, parentPort } from 'node:worker_threads'
-import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates } from 'circuit-breaker-js'
+import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates } from 'shared-circuit-breaker'
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -24,7 +24,7 @@ function loadNative() {
     try {
       message = describeLoadFailure(cause)
     } catch {
-      message = `circuit-breaker-js: the native binary for ${process.platform}-${process.arch} could not be loaded`
+      message = `shared-circuit-breaker: the native binary for ${process.platform}-${process.arch} could not be loaded`
     }
     const error = new Error(message, { cause })
     error.code = 'ERR_CIRCUIT_BREAKER_NATIVE_BINDING'
@@ -95,7 +95,7 @@ function isMusl() {
 
 function describeLoadFailure(cause) {
   const pkg = readOwnPackageJson()
-  const name = (pkg.napi && pkg.napi.packageName) || pkg.name || 'circuit-breaker-js'
+  const name = (pkg.napi && pkg.napi.packageName) || pkg.name || 'shared-circuit-breaker'
   const version = pkg.version || '?'
   const here = `${process.platform}-${process.arch}`
   const target = platformArchAbi()

@@ -40,7 +40,7 @@ import { formatBytes, npm, readTarball } from './util.mjs'
 // points, their types, the generated loader, and every file of the facade
 // in lib/.
 const LIB_FILES = readdirSync(path.join(repoRoot, 'lib'))
-  .filter((file) => file.endsWith('.js'))
+  .filter((file) => /\.(js|mjs|d\.mts)$/.test(file))
   .map((file) => `lib/${file}`)
 const MAIN_FILES = ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'binding.js', 'binding.d.ts', ...LIB_FILES]
 const ALWAYS = ['package.json', 'README.md']
@@ -73,7 +73,7 @@ export async function packLocal({ out = path.join(repoRoot, 'artifacts', 'local-
     if (entry.endsWith('.tgz') || entry === 'pack.json') rmSync(path.join(out, entry))
   }
 
-  const stage = mkdtempSync(path.join(os.tmpdir(), 'circuit-breaker-js-pack-'))
+  const stage = mkdtempSync(path.join(os.tmpdir(), 'shared-circuit-breaker-pack-'))
   try {
     // The main package: the repository as a checkout has it, with the
     // published package.json.

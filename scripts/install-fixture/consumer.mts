@@ -12,7 +12,7 @@ import CircuitBreaker, {
   arrayLength,
   isCircuitTimeoutError,
   prometheusText,
-} from 'circuit-breaker-js'
+} from 'shared-circuit-breaker'
 
 const array: Int32Array = createSharedArray()
 const options: CircuitBreakerOptions = { failureThreshold: 3, resetTimeout: 1000 }
