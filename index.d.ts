@@ -341,6 +341,16 @@ export declare class CircuitBreaker {
    */
   execute<T>(task: (signal?: TaskSignal) => T | PromiseLike<T>): Promise<T>
 
+  /**
+   * `fn` behind this breaker: an async function that calls `fn` with the
+   * arguments and `this` it is called with, through `execute` (what
+   * opossum's `fire` does). It keeps `fn`'s parameter types and resolves
+   * with what `fn` resolves with.
+   *
+   * @throws {TypeError} `fn` is not a function.
+   */
+  wrap<A extends unknown[], R, This = unknown>(fn: (this: This, ...args: A) => R): (this: This, ...args: A) => Promise<Awaited<R>>
+
   /** The array length a breaker with `options` needs (see `arrayLength`). */
   static arrayLength(options?: CircuitBreakerOptions): number
 
