@@ -94,6 +94,24 @@ export interface PromClientRegistryLike {
  */
 export declare function registerPrometheus(registry: PromClientRegistryLike, breaker: CircuitBreaker): () => void
 
+/** The parts of an OpenTelemetry `Meter` (`@opentelemetry/api`) that `registerOpenTelemetry` uses. */
+export interface OpenTelemetryMeterLike {
+  createObservableCounter(name: string, options?: any): any
+  createObservableGauge(name: string, options?: any): any
+  addBatchObservableCallback(callback: (result: any) => void, observables: any[]): void
+}
+
+/**
+ * Reports `breaker` through an OpenTelemetry `Meter`: observable counters and
+ * gauges named as the Prometheus metrics (counters without `_total`), with
+ * the same `name` (and `state`) attributes, and the latency percentiles as the
+ * gauge `circuit_breaker_call_duration_seconds` with a `quantile` attribute.
+ * Read at every collection. Returns a function that stops reporting it.
+ *
+ * @throws {TypeError} not a Meter or a breaker; the breaker, or another with its `name`, is registered with the meter already.
+ */
+export declare function registerOpenTelemetry(meter: OpenTelemetryMeterLike, breaker: CircuitBreaker): () => void
+
 /**
  * The global `URL` class where the program's types declare one (`@types/node`,
  * the DOM library), so `file:` URLs are accepted; otherwise nothing.

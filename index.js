@@ -14,6 +14,7 @@
 //   errors.js     CircuitOpenError, CircuitTimeoutError
 //   stats.js      the getStats() object
 //   metrics.js    Prometheus output
+//   opentelemetry.js  OpenTelemetry instruments (the same metrics)
 //   constants.js  the numbers shared with the native binding
 //   slots.js      the slot layout, read from the binding
 //   describe.js   how error messages name what they received
@@ -31,6 +32,7 @@ const {
 const { arrayLength, createSharedArray } = require('./lib/options.js')
 const { openBreakerFile } = require('./lib/files.js')
 const { prometheusText, registerPrometheus } = require('./lib/metrics.js')
+const { registerOpenTelemetry } = require('./lib/opentelemetry.js')
 
 module.exports = {
   CircuitBreaker,
@@ -45,5 +47,6 @@ module.exports = {
   openBreakerFile,
   prometheusText,
   registerPrometheus,
+  registerOpenTelemetry,
   default: CircuitBreaker,
 }

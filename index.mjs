@@ -14,5 +14,6 @@ export const {
   openBreakerFile,
   prometheusText,
   registerPrometheus,
+  registerOpenTelemetry,
 } = cjs
 export default cjs.CircuitBreaker
