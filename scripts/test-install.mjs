@@ -16,8 +16,9 @@
 //    dependency resolved to it.
 // 4. In that folder: the README's Usage example as ES module, the same with
 //    `require`, `tsc --noEmit` (strict) of a consumer in each module kind
-//    against the shipped declarations, and two worker threads sharing one
-//    breaker.
+//    against the shipped declarations, two worker threads sharing one
+//    breaker, and the README example under Bun and Deno (the binaries of the
+//    repository's bun and deno dev dependencies).
 // 5. A second folder installs the main package alone with
 //    `--omit=optional`: loading it must fail with the error that names the
 //    platform package and says what to do.
@@ -188,6 +189,22 @@ try {
     const result = node('workers.mjs')
     assert.equal(result.stderr, '')
     return result.stdout.trim()
+  })
+
+  await step('the same example under Bun and Deno, from the installed package', () => {
+    const runtimes = [
+      ['bun', path.join(repoRoot, 'node_modules', '.bin', 'bun'), []],
+      ['deno', path.join(repoRoot, 'node_modules', '.bin', 'deno'), ['run', '--allow-read', '--allow-env', '--allow-ffi']],
+    ]
+    const ran = []
+    for (const [name, command, args] of runtimes) {
+      assert.ok(existsSync(command), `${name} is not installed in the repository: ${command}`)
+      const result = run(command, [...args, 'readme-usage.mjs'], { cwd: app, env: { ...env, NO_COLOR: '1' }, timeout: 60000 })
+      assert.equal(result.stderr, '', name)
+      assert.deepEqual(printedLines(result.stdout), expected, name)
+      ran.push(`${name} ${run(command, ['--version'], { env }).stdout.trim().split('\n')[0]}`)
+    }
+    return ran.join(', ')
   })
 
   // 5. The platform package left out.
