@@ -147,6 +147,24 @@ export interface DashboardHandler {
  */
 export declare function dashboard(breakers: ReadonlyArray<CircuitBreaker>, options?: DashboardOptions): DashboardHandler
 
+/** The parts of an OpenTelemetry `Meter` (`@opentelemetry/api`) that `registerOpenTelemetry` uses. */
+export interface OpenTelemetryMeterLike {
+  createObservableCounter(name: string, options?: any): any
+  createObservableGauge(name: string, options?: any): any
+  addBatchObservableCallback(callback: (result: any) => void, observables: any[]): void
+}
+
+/**
+ * Reports `breaker` through an OpenTelemetry `Meter`: observable counters and
+ * gauges named as the Prometheus metrics (counters without `_total`), with
+ * the same `name` (and `state`) attributes, and the latency percentiles as the
+ * gauge `circuit_breaker_call_duration_seconds` with a `quantile` attribute.
+ * Read at every collection. Returns a function that stops reporting it.
+ *
+ * @throws {TypeError} not a Meter or a breaker; the breaker, or another with its `name`, is registered with the meter already.
+ */
+export declare function registerOpenTelemetry(meter: OpenTelemetryMeterLike, breaker: CircuitBreaker): () => void
+
 /**
  * The global `URL` class where the program's types declare one (`@types/node`,
  * the DOM library), so `file:` URLs are accepted; otherwise nothing.
@@ -393,6 +411,16 @@ export declare class CircuitBreaker {
    * that aborts when the call times out.
    */
   execute<T>(task: (signal?: TaskSignal) => T | PromiseLike<T>): Promise<T>
+
+  /**
+   * `fn` behind this breaker: an async function that calls `fn` with the
+   * arguments and `this` it is called with, through `execute` (what
+   * opossum's `fire` does). It keeps `fn`'s parameter types and resolves
+   * with what `fn` resolves with.
+   *
+   * @throws {TypeError} `fn` is not a function.
+   */
+  wrap<A extends unknown[], R, This = unknown>(fn: (this: This, ...args: A) => R): (this: This, ...args: A) => Promise<Awaited<R>>
 
   /** The array length a breaker with `options` needs (see `arrayLength`). */
   static arrayLength(options?: CircuitBreakerOptions): number

@@ -15,6 +15,7 @@
 //   stats.js      the getStats() object
 //   metrics.js    Prometheus output
 //   dashboard.js  the live dashboard: a request handler (dashboard-page.js: its page)
+//   opentelemetry.js  OpenTelemetry instruments (the same metrics)
 //   constants.js  the numbers shared with the native binding
 //   slots.js      the slot layout, read from the binding
 //   describe.js   how error messages name what they received
@@ -33,6 +34,7 @@ const { arrayLength, createSharedArray } = require('./lib/options.js')
 const { openBreakerFile } = require('./lib/files.js')
 const { prometheusText, registerPrometheus } = require('./lib/metrics.js')
 const { dashboard } = require('./lib/dashboard.js')
+const { registerOpenTelemetry } = require('./lib/opentelemetry.js')
 
 module.exports = {
   CircuitBreaker,
@@ -48,5 +50,6 @@ module.exports = {
   prometheusText,
   registerPrometheus,
   dashboard,
+  registerOpenTelemetry,
   default: CircuitBreaker,
 }

@@ -15,5 +15,6 @@ export const {
   prometheusText,
   registerPrometheus,
   dashboard,
+  registerOpenTelemetry,
 } = cjs
 export default cjs.CircuitBreaker

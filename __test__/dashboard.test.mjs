@@ -5,7 +5,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { Worker } from 'node:worker_threads'
-import CircuitBreaker, { createSharedArray, dashboard } from 'circuit-breaker-js'
+import CircuitBreaker, { createSharedArray, dashboard } from 'shared-circuit-breaker'
 
 const fail = async () => {
   throw new Error('down')

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
-import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+import CircuitBreaker, { createSharedArray } from 'shared-circuit-breaker'
 import { sleep, within, until, startWorker, terminateLeftovers } from './fixtures/policy-harness.mjs'
 
 const WORKER = new URL('./fixtures/policy-worker.mjs', import.meta.url)
@@ -152,7 +152,7 @@ for (const mode of ['main', 'worker']) {
 // were collected and how much `arrayBuffers` and the heap grew.
 const BREAKERS = 30000
 const dropListeners = (how) => `
-  const { CircuitBreaker, createSharedArray } = require('circuit-breaker-js')
+  const { CircuitBreaker, createSharedArray } = require('shared-circuit-breaker')
   let collected = 0
   const registry = new FinalizationRegistry(() => collected++)
   const listener = () => {}

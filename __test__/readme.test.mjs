@@ -22,6 +22,12 @@ const pages = [
     .sort()
     .map((name) => `docs/${name}`),
 ]
+// The package's name. A block may import it by the seed's name instead,
+// 'circuit-breaker-js', which is what a user who installed it under that alias
+// (`npm install circuit-breaker-js@npm:<name>`) writes; inside the package
+// only its own name resolves, so that specifier is read as the package's.
+const { name: packageName } = JSON.parse(readFileSync(path.join(root, 'package.json'), 'utf8'))
+const SEED_NAME = /(\bfrom\s*|\brequire\(\s*|\bimport\(\s*)(['"])circuit-breaker-js\2/g
 
 const blocksOf = (page) => codeBlocks(readFileSync(path.join(root, page), 'utf8')).filter(isJavaScript)
 
@@ -39,10 +45,10 @@ for (const page of pages) {
     const name = `${page} block ${index + 1} (line ${block.line}) runs: ${firstLine.slice(0, 60)}`
     test(name, { skip: block.notRun ? `not run: ${block.notRun}` : false }, () => {
       const commonJs = /\brequire\(/.test(code) && !/^import /m.test(code)
-      // Written inside the package, so 'circuit-breaker-js' resolves to it.
+      // Written inside the package, so its name resolves to it.
       const stem = page.replace(/\.md$/, '').replace(/[^a-z0-9]+/gi, '-')
       const file = path.join(root, `.readme-block-${stem}-${index + 1}.${commonJs ? 'cjs' : 'mjs'}`)
-      writeFileSync(file, code)
+      writeFileSync(file, code.replace(SEED_NAME, `$1$2${packageName}$2`))
       try {
         const run = spawnSync(process.execPath, [file], { cwd: root, encoding: 'utf8', timeout: 60000 })
         assert.equal(run.stderr, '')

@@ -7,7 +7,7 @@
 // their breaker is served on a loopback port until Ctrl-C.
 import http from 'node:http'
 import { Worker, isMainThread, workerData, parentPort } from 'node:worker_threads'
-import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray, dashboard } from 'circuit-breaker-js'
+import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray, dashboard } from 'shared-circuit-breaker'
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -147,6 +147,26 @@ class CircuitBreaker extends EventEmitter {
     return promise
   }
 
+  /**
+   * `fn` behind this breaker: a function that calls `fn` through `execute`
+   * with the arguments and `this` it was called with, and returns the
+   * promise `execute` returns.
+   */
+  wrap(fn) {
+    this.#brand()
+    if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${describe(fn)}`)
+    const breaker = this
+    // A method, so that it gets its caller's `this` and is not a constructor;
+    // named after `fn` for stack traces and logs.
+    const { [fn.name]: wrapped } = {
+      [fn.name](...args) {
+        return breaker.execute(() => fn.apply(this, args))
+      },
+    }
+    Object.defineProperty(wrapped, 'length', { value: fn.length })
+    return wrapped
+  }
+
   #admit(task) {
     const context = this.#context
     if (context.array === DISPOSED) return Promise.reject(disposedError())

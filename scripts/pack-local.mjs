@@ -39,9 +39,9 @@ import { formatBytes, npm, readTarball } from './util.mjs'
 // the README itself; a LICENSE file too once there is one): the entry
 // points, their types, the generated loader, every file of the facade in
 // lib/, and the documentation pages in docs/ that the README links.
-const filesIn = (dir, ext) =>
+const filesIn = (dir, pattern) =>
   readdirSync(path.join(repoRoot, dir))
-    .filter((file) => file.endsWith(ext))
+    .filter((file) => pattern.test(file))
     .map((file) => `${dir}/${file}`)
 const MAIN_FILES = [
   'index.js',
@@ -50,8 +50,8 @@ const MAIN_FILES = [
   'index.d.mts',
   'binding.js',
   'binding.d.ts',
-  ...filesIn('lib', '.js'),
-  ...filesIn('docs', '.md'),
+  ...filesIn('lib', /\.(js|mjs|d\.mts)$/),
+  ...filesIn('docs', /\.(md|png)$/),
 ]
 const ALWAYS = ['package.json', 'README.md']
 const INSTALL_HOOKS = ['preinstall', 'install', 'postinstall']
@@ -83,7 +83,7 @@ export async function packLocal({ out = path.join(repoRoot, 'artifacts', 'local-
     if (entry.endsWith('.tgz') || entry === 'pack.json') rmSync(path.join(out, entry))
   }
 
-  const stage = mkdtempSync(path.join(os.tmpdir(), 'circuit-breaker-js-pack-'))
+  const stage = mkdtempSync(path.join(os.tmpdir(), 'shared-circuit-breaker-pack-'))
   try {
     // The main package: the repository as a checkout has it, with the
     // published package.json.

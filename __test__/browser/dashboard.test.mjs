@@ -14,7 +14,7 @@ import os from 'node:os'
 import path from 'node:path'
 import { Worker } from 'node:worker_threads'
 import { fileURLToPath } from 'node:url'
-import CircuitBreaker, { createSharedArray, dashboard } from 'circuit-breaker-js'
+import CircuitBreaker, { createSharedArray, dashboard } from 'shared-circuit-breaker'
 
 const root = fileURLToPath(new URL('../..', import.meta.url))
 const CHROMIUM = process.env.CHROMIUM_PATH ?? '/usr/bin/chromium'
