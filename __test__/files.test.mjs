@@ -473,8 +473,10 @@ describe('breaker files: writing, names, links and mappings', () => {
     fs.chmodSync(dir, 0o555)
     const file = path.join(dir, 'breaker')
     const result = runChild(`
+      // Loaded first: as nobody, the checkout itself may be out of reach (a 0700 folder).
+      const { openBreakerFile } = require('shared-circuit-breaker')
       if (process.getuid() === 0) { process.setgid(65534); process.setuid(65534) }
-      try { require('shared-circuit-breaker').openBreakerFile(${JSON.stringify(file)}); console.log('{}') }
+      try { openBreakerFile(${JSON.stringify(file)}); console.log('{}') }
       catch (error) { console.log(JSON.stringify({ code: error.code, path: error.path, message: error.message })) }`)
     assert.deepEqual(result, { code: 'EACCES', path: file, message: `EACCES: permission denied, open '${file}'` })
   })
