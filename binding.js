@@ -836,6 +836,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
 module.exports.arrayLength = nativeBinding.arrayLength
+module.exports.constants = nativeBinding.constants
 module.exports.create = nativeBinding.create
 module.exports.dispose = nativeBinding.dispose
 module.exports.fileImage = nativeBinding.fileImage

@@ -16,7 +16,7 @@ const { OPEN_REJECTION, circuitOpenError, disposedError } = require('./errors.js
 const { arrayLength, createSharedArray, needsGeneralPath, readOptions } = require('./options.js')
 const { openBreakerFile } = require('./files.js')
 const { publishWaiting, successBatch } = require('./batching.js')
-const { afterTransition, TRANSITION_UNKNOWN, unwatch, watch } = require('./watch.js')
+const { afterTransition, unwatch, watch } = require('./watch.js')
 const { BreakerContext } = require('./context.js')
 const { GeneralPath } = require('./general.js')
 const { statsObject } = require('./stats.js')
@@ -239,8 +239,7 @@ class CircuitBreaker extends EventEmitter {
 
   /** Forces HALF_OPEN in every thread: the next caller, anywhere, probes. */
   transitionToHalfOpen() {
-    native.forceHalfOpen(this.#live())
-    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    afterTransition(this.#context.array, native.forceHalfOpen(this.#live()))
   }
 
   /**
@@ -249,21 +248,22 @@ class CircuitBreaker extends EventEmitter {
    * Throws a RangeError when MAX_ISOLATIONS are held already.
    */
   isolate() {
-    const epoch = native.isolate(this.#live())
-    if (epoch < 0) {
+    const taken = native.isolate(this.#live())
+    if (taken === null) {
       throw new RangeError(
         `isolations held at once must be at most ${MAX_ISOLATIONS}, and ${MAX_ISOLATIONS} are held: release one or reset() first`,
       )
     }
-    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    afterTransition(this.#context.array, taken.transition)
+    const epoch = taken.epoch
     let released = false
     const release = () => {
       if (released) return
       // Released through a disposed breaker, the isolation would hold every
       // thread forever: say so. (`reset()` through any breaker ends it.)
-      native.releaseIsolation(this.#live(), epoch)
+      const code = native.releaseIsolation(this.#live(), epoch)
       released = true
-      afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+      afterTransition(this.#context.array, code)
     }
     const handle = { release }
     if (typeof Symbol.dispose === 'symbol') handle[Symbol.dispose] = release
@@ -285,19 +285,17 @@ class CircuitBreaker extends EventEmitter {
   }
 
   #reset() {
-    native.reset(this.#live())
-    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    afterTransition(this.#context.array, native.reset(this.#live()))
   }
 
   /** Lets every call through in every thread, counting as usual but never opening. */
   disable() {
-    native.setDisabled(this.#live(), true)
-    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    afterTransition(this.#context.array, native.setDisabled(this.#live(), true))
   }
 
   /** Undoes `disable()` for every thread. */
   enable() {
-    native.setDisabled(this.#live(), false)
+    afterTransition(this.#context.array, native.setDisabled(this.#live(), false))
   }
 
   /** Calls that settled or were rejected, in every thread sharing the buffer. */
