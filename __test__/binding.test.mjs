@@ -156,3 +156,31 @@ test('transition(id, generation) answers ready, pending (not written yet) or gon
   assert.deepEqual({ ...native.transition(b.id, 13) }, { status: 'pending' })
   assert.deepEqual({ ...native.transition(b.id, 13 - C.LOG_ENTRIES) }, { status: 'gone' })
 })
+
+test('latencies(id, micros, count) records the first count durations of a Uint32Array; bad arguments throw a TypeError', () => {
+  const array = createSharedArray({ histogram: true })
+  const owner = {}
+  const id = native.create(owner, array, 5, 0, { histogram: true }, 0)
+  const micros = new Uint32Array([1000, 2000, 3000, 4000])
+  assert.equal(native.latencies(id, micros, 3), undefined)
+  let stats = native.stats(id)
+  assert.equal(stats.latencyCount, 3)
+  assert.equal(stats.latencySumMicros, 6000)
+  assert.equal(stats.latencyMaxMicros, 3000)
+  // A count past the array's end records the array, no more.
+  native.latencies(id, new Uint32Array([5000]), 1000)
+  stats = native.stats(id)
+  assert.equal(stats.latencyCount, 4)
+  assert.equal(stats.latencyMaxMicros, 5000)
+  for (const args of [
+    [id, new Float64Array(2), 2],
+    [id, [1, 2], 2],
+    [id, micros],
+    [id, micros, 'all'],
+    [2 ** 31, micros, 1],
+  ]) {
+    assert.throws(() => native.latencies(...args), TypeError, JSON.stringify(args.map(String)))
+  }
+  assert.equal(native.stats(id).latencyCount, 4)
+  assert.ok(owner)
+})

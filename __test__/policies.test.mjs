@@ -431,12 +431,33 @@ describe('events, stats and metrics', () => {
     const own = Promise.resolve(1)
     breaker.on('open', () => {}) // state listeners leave the fast path alone
     assert.equal(breaker.execute(() => own), own)
-    const listener = () => {}
+    const seen = []
+    const listener = (value) => seen.push(value)
     breaker.on('success', listener)
-    assert.notEqual(breaker.execute(() => own), own, 'a success listener needs the general path')
+    // The general path too: a listener only observes the task's promise, and
+    // hears the call before the caller's continuation runs.
+    const observed = breaker.execute(() => own)
+    assert.equal(observed, own, 'a success listener observes the task\'s own promise')
+    assert.equal(await observed, 1)
+    assert.deepEqual(seen, [1])
     breaker.off('success', listener)
     assert.equal(breaker.execute(() => own), own)
     await own
+  })
+
+  test('only a timeout, a failureFallback or an errorFilter gives the caller a promise other than the task\'s', async () => {
+    const own = Promise.resolve(1)
+    for (const options of [{ failureRateThreshold: 50 }, { histogram: true }, { slowCallDuration: 1000 }]) {
+      const breaker = make(options)
+      assert.equal(breaker.execute(() => own), own, JSON.stringify(options))
+      await own
+    }
+    for (const options of [{ timeout: 1000 }, { failureFallback: () => 2 }, { errorFilter: () => false }]) {
+      const breaker = make(options)
+      const promise = breaker.execute(() => own)
+      assert.notEqual(promise, own, Object.keys(options)[0])
+      assert.equal(await promise, 1)
+    }
   })
 
   test('state events fire once per transition, after it', async () => {
@@ -589,4 +610,63 @@ test('a listener added by a once listener hears the transition right after', asy
   await breaker.execute(ok) // half-open, probe, close: all in one batch
   await sleep(50)
   assert.deepEqual(heard, ['halfOpen'])
+})
+
+describe('the general path pays only for what its features need', () => {
+  test('every call\'s latency, staged in the thread, is in the thread\'s own next read (past a batch, failures too)', async () => {
+    const breaker = make({ histogram: true, failureThreshold: 1e9 })
+    for (let i = 0; i < 300; i++) {
+      await breaker.execute(i % 3 === 0 ? fail : ok).catch(() => {})
+      if (i === 10 || i === 299) {
+        const stats = breaker.getStats()
+        assert.equal(stats.latency.count, i + 1, `after ${i + 1} calls`)
+        assert.equal(stats.requests, i + 1)
+      }
+    }
+    assert.equal(breaker.getStats().failures, 100)
+  })
+
+  test('with many calls pending, exactly the unsettled ones time out, in order, never early', async () => {
+    const timeout = 40
+    const breaker = make({ timeout, failureThreshold: 1e9 })
+    const ended = []
+    const start = (name, task) => {
+      const began = performance.now()
+      return breaker.execute(task).then(
+        () => ended.push([name, 'settled']),
+        (error) => {
+          ended.push([name, error.code])
+          if (error.code === 'ERR_CIRCUIT_TIMEOUT') assert.ok(performance.now() - began >= timeout, `${name} timed out early`)
+        },
+      )
+    }
+    const calls = []
+    // Settled calls between pending ones leave the pending ones' order alone.
+    for (let i = 0; i < 4; i++) {
+      calls.push(start(`a${i}`, never))
+      calls.push(start(`s${i}`, () => sleep(5)))
+    }
+    await sleep(15)
+    for (let i = 0; i < 3; i++) calls.push(start(`b${i}`, never))
+    await Promise.all(calls)
+    const timedOut = ended.filter(([, how]) => how === 'ERR_CIRCUIT_TIMEOUT').map(([name]) => name)
+    assert.deepEqual(timedOut, ['a0', 'a1', 'a2', 'a3', 'b0', 'b1', 'b2'])
+    assert.equal(ended.filter(([, how]) => how === 'settled').length, 4)
+    assert.equal(breaker.getStats().timeouts, 7)
+  })
+
+  test('each per-call event is emitted to its own listeners only, with exactly its arguments', async () => {
+    const breaker = make({ failureThreshold: 1, resetTimeout: 60_000 })
+    const heard = []
+    breaker.once('success', (...args) => heard.push(['success', args.length, args[0], typeof args[1]]))
+    breaker.on('reject', (...args) => heard.push(['reject', args.length, args[0].code]))
+    await breaker.execute(ok)
+    await breaker.execute(ok) // the once listener is gone
+    await breaker.execute(fail).catch(() => {}) // nobody listens to failures: opens it
+    await breaker.execute(ok).catch(() => {})
+    assert.deepEqual(heard, [
+      ['success', 2, 'ok', 'number'],
+      ['reject', 1, 'ERR_CIRCUIT_OPEN'],
+    ])
+  })
 })

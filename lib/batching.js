@@ -2,7 +2,10 @@
 
 // Per-thread success batching: a success that changes no state only bumps
 // a count in this thread; the count reaches shared memory at the end of the
-// tick, or every SUCCESS_BATCH successes.
+// tick, or every SUCCESS_BATCH successes. With the histogram, each call's
+// latency is staged in this thread the same way and reaches the shared
+// histogram with the successes (one native call for up to SUCCESS_BATCH of
+// them).
 
 const native = require('./native.js')
 const { DISPOSED, FAILURE_COUNT } = require('./slots.js')
@@ -26,9 +29,10 @@ process.on('exit', publishWaiting)
 
 /**
  * The success batch of one breaker: `recordSuccess()` counts a success of a
- * call admitted while CLOSED, `publish(endsRun)` hands the waiting count to
- * the core. Both name `context`, which holds the breaker: while a count is
- * waiting, the breaker (and so its native handle) cannot be collected.
+ * call admitted while CLOSED, `recordLatency(ms)` stages a call's duration
+ * for the histogram, `publish(endsRun)` hands what is waiting to the core.
+ * They name `context`, which holds the breaker: while a count is waiting,
+ * the breaker (and so its native handle) cannot be collected.
  */
 function successBatch(context) {
   // Successes of this thread not yet added to the shared counters. A
@@ -37,11 +41,20 @@ function successBatch(context) {
   // last success, at the end of the tick or every SUCCESS_BATCH successes.
   let pending = 0
   let queued = false
+  // Durations (µs) staged for the histogram, made on first use.
+  let latencies
+  let staged = 0
   // Publishes the waiting successes. `endsRun` 1: the newest of them found
   // a run of failures to end; 0: they only add to the counts (each found
   // the run at 0 when it happened, so failures counted since still count).
   const publish = (endsRun) => {
-    if (pending !== 0 && context.array !== DISPOSED) {
+    if (context.array === DISPOSED) return
+    if (staged !== 0) {
+      const count = staged
+      staged = 0
+      native.latencies(context.id, latencies, count)
+    }
+    if (pending !== 0) {
       const count = pending
       pending = 0
       native.success(context.id, count, endsRun)
@@ -51,6 +64,10 @@ function successBatch(context) {
     queued = false
     publish(0)
   }
+  const queue = () => {
+    queued = true
+    if (waiting.push(publishAtTickEnd) === 1) process.nextTick(publishWaiting)
+  }
   const recordSuccess = () => {
     pending++
     if (Atomics.load(context.array, FAILURE_COUNT) !== 0) {
@@ -58,11 +75,22 @@ function successBatch(context) {
     } else if (pending >= SUCCESS_BATCH) {
       publish(0)
     } else if (!queued) {
-      queued = true
-      if (waiting.push(publishAtTickEnd) === 1) process.nextTick(publishWaiting)
+      queue()
     }
   }
-  return { publish, recordSuccess }
+  // Called before the call's outcome is recorded, so a success's latency
+  // goes with it.
+  const recordLatency = (ms) => {
+    if (latencies === undefined) latencies = new Uint32Array(SUCCESS_BATCH)
+    latencies[staged++] = Math.min(Math.round(ms * 1000), 0xffffffff)
+    if (staged === SUCCESS_BATCH) {
+      staged = 0
+      if (context.array !== DISPOSED) native.latencies(context.id, latencies, SUCCESS_BATCH)
+    } else if (!queued) {
+      queue()
+    }
+  }
+  return { publish, recordSuccess, recordLatency }
 }
 
 module.exports = { successBatch, publishWaiting }

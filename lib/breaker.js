@@ -368,9 +368,11 @@ class CircuitBreaker extends EventEmitter {
   #listenersChanged() {
     const context = this.#context
     if (context.array === DISPOSED) return
-    const calls = CALL_EVENTS.some((event) => this.listenerCount(event) > 0)
+    const listening = {}
+    for (const event of CALL_EVENTS) listening[event] = this.listenerCount(event) > 0
+    const calls = CALL_EVENTS.some((event) => listening[event])
     const states = STATE_EVENTS.some((event) => this.listenerCount(event) > 0)
-    this.#calls.callListeners = calls
+    this.#calls.listening = listening
     this.#general = needsGeneralPath(context.config, calls)
     if (states !== this.#stateListeners) {
       this.#stateListeners = states

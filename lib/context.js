@@ -9,6 +9,12 @@ const { ADMIT_RUN, ADMIT_TRANSITION } = require('./constants.js')
 const { DISPOSED } = require('./slots.js')
 const { afterTransition } = require('./watch.js')
 
+function rethrowLater(error) {
+  process.nextTick(() => {
+    throw error
+  })
+}
+
 class BreakerContext {
   /**
    * Holds the breaker itself: whatever holds the context (a pending call's
@@ -41,13 +47,21 @@ class BreakerContext {
   // Emits on the breaker; a listener that throws must not turn a call's
   // outcome around, nor stop the other listeners' events: its error is
   // thrown again on its own, as an uncaught exception.
-  emit(event, ...args) {
+  // With one argument or two, none gathered into an array (nor `arguments`
+  // read): the per-call events are emitted on every call that has listeners.
+  emit(event, payload) {
     try {
-      this.breaker.emit(event, ...args)
+      this.breaker.emit(event, payload)
     } catch (error) {
-      process.nextTick(() => {
-        throw error
-      })
+      rethrowLater(error)
+    }
+  }
+
+  emit2(event, first, second) {
+    try {
+      this.breaker.emit(event, first, second)
+    } catch (error) {
+      rethrowLater(error)
     }
   }
 

@@ -3,40 +3,49 @@
 const { performance } = require('node:perf_hooks')
 
 // ---------------------------------------------------------------------------
-// Per-call timeouts: one timer per breaker, not per call. Calls that start
-// within GRAIN_MS of each other share a bucket with one deadline, GRAIN_MS
-// after the first of them plus the timeout (so a call times out at most
-// GRAIN_MS late, never early). With one timeout for all, buckets are in
-// deadline order, so the timer only ever waits for the first one. A task
-// that declares a parameter gets an AbortSignal of its own, aborted when it
-// times out; one that declares none gets none (making a signal costs ~4 µs
-// on Node 20, far more than the rest of a call).
+// Per-call timeouts: one timer per breaker, not per call. With one timeout
+// for all its calls, a breaker's pending calls time out in the order they
+// started: they are kept in that order in a list threaded through the call
+// records themselves (no Set, no bucket: adding and removing a call is a
+// few field writes). The timer waits for the oldest pending call's deadline;
+// when it fires it times out every call whose deadline has passed and waits
+// again for the oldest left, if any. So a call times out never early and,
+// on an idle event loop, at most 1 ms late (timers have 1 ms granularity).
+// A task that declares a parameter gets an AbortSignal of its own, aborted
+// when it times out; one that declares none gets none (making a signal costs
+// ~4 µs on Node 20, far more than the rest of a call: docs/benchmarks.md).
 // ---------------------------------------------------------------------------
-const GRAIN_MS = 1
 
 class Deadlines {
+  /** `expire(call)` is called for each call whose deadline passed, oldest first. */
   constructor(timeout, expire) {
     this.timeout = timeout
     this.expire = expire
-    this.buckets = []
-    this.head = 0
+    // The pending calls, oldest first, linked by their `prev` and `next`.
+    this.head = null
+    this.tail = null
     this.timer = undefined
   }
 
+  /** Adds a call whose `start` (performance.now()) is set: the newest. */
   add(call) {
-    let bucket = this.buckets[this.buckets.length - 1]
-    if (bucket === undefined || call.start >= bucket.closes) {
-      const closes = call.start + Math.min(GRAIN_MS, this.timeout)
-      bucket = { closes, deadline: closes + this.timeout, calls: new Set() }
-      this.buckets.push(bucket)
-      if (this.timer === undefined) this.arm(bucket.deadline - call.start)
-    }
-    bucket.calls.add(call)
-    call.bucket = bucket
+    call.prev = this.tail
+    call.next = null
+    if (this.tail === null) this.head = call
+    else this.tail.next = call
+    this.tail = call
+    if (this.timer === undefined) this.arm(this.timeout)
   }
 
+  /** Removes a pending call (settled before its deadline). */
   delete(call) {
-    call.bucket.calls.delete(call)
+    const { prev, next } = call
+    if (prev === null) this.head = next
+    else prev.next = next
+    if (next === null) this.tail = prev
+    else next.prev = prev
+    call.prev = null
+    call.next = null
   }
 
   arm(ms) {
@@ -47,23 +56,14 @@ class Deadlines {
   fire() {
     this.timer = undefined
     const now = performance.now()
-    while (this.head < this.buckets.length) {
-      const bucket = this.buckets[this.head]
-      if (bucket.deadline > now) {
-        this.arm(bucket.deadline - now)
-        break
-      }
-      this.buckets[this.head++] = undefined
-      for (const call of bucket.calls) this.expire(call)
-      bucket.calls.clear()
+    // `expire` runs user code (fallbacks, listeners, abort handlers) that
+    // may start calls: those join the tail with later deadlines.
+    let call
+    while ((call = this.head) !== null && call.start + this.timeout <= now) {
+      this.delete(call)
+      this.expire(call)
     }
-    if (this.head === this.buckets.length) {
-      this.buckets = []
-      this.head = 0
-    } else if (this.head >= 1024) {
-      this.buckets = this.buckets.slice(this.head)
-      this.head = 0
-    }
+    if (this.head !== null && this.timer === undefined) this.arm(this.head.start + this.timeout - now)
   }
 }
 

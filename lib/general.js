@@ -1,9 +1,25 @@
 'use strict'
 
 // The general path: timeouts, the error filter, slow calls, the window,
-// the histogram and per-call events. One call record per call. A breaker
-// whose options or listeners need any of these sends every call here; the
-// others run CLOSED calls in `execute` itself (breaker.js).
+// the histogram and per-call events. A breaker whose options or listeners
+// need any of these sends every call here; the others run CLOSED calls in
+// `execute` itself (breaker.js).
+//
+// Each call pays only for what its breaker's features need:
+// - The clock is read once when the call starts (if a timeout, slow calls,
+//   the histogram or a listener of `success`, `failure` or `timeout` needs
+//   it) and once when it ends (if anything needs its duration): one read at
+//   each end, shared by every feature.
+// - Only a timeout has to settle the caller's promise before the task
+//   settles: only then is there a promise of our own (and a call record).
+//   With a failureFallback or an errorFilter the caller gets the promise of
+//   the handlers (`then`), whose result they decide; otherwise the caller
+//   gets the task's own promise, which the handlers only observe.
+// - A CLOSED call that needs no clock shares the breaker's two handlers: no
+//   closure per call.
+// - An event nobody listens to is not emitted (nor are its arguments made).
+// - A success's latency goes to the success batch with the success: one
+//   native crossing per batch (batching.js), none per call.
 
 const { performance } = require('node:perf_hooks')
 const native = require('./native.js')
@@ -22,15 +38,29 @@ const { Deadlines, abortQuietly } = require('./deadlines.js')
 const { afterTransition } = require('./watch.js')
 
 const CLOSED = CircuitBreakerStates.CLOSED
+const NOBODY = Object.freeze({ success: false, failure: false, timeout: false, reject: false, fallback: false })
 
 class GeneralPath {
   #context
   #config
   #publish
   #recordSuccess
+  #recordLatency
   #deadlines
-  // Whether calls are timed (for slow calls or the histogram).
+  // Whether the handlers decide the caller's outcome (a failureFallback or
+  // an errorFilter) rather than only observe the task's promise.
+  #decides
+  // Whether calls are timed for the options (slow calls, the histogram).
   #timed
+  // Whether a call's duration is needed: #timed, or a listener that gets it.
+  #measured
+  // Whether the clock is read when a call starts: #measured or a timeout.
+  #clocked
+  // Which per-call events have listeners.
+  #listening = NOBODY
+  // The handlers of CLOSED calls that need no clock, shared by all of them.
+  #succeeded
+  #failed
 
   /** `batch` is the breaker's success batch (batching.js). */
   constructor(context, batch) {
@@ -39,12 +69,23 @@ class GeneralPath {
     this.#config = config
     this.#publish = batch.publish
     this.#recordSuccess = batch.recordSuccess
+    this.#recordLatency = batch.recordLatency
     this.#timed = config.slowCallDuration !== undefined || config.policies.histogram === true
+    this.#decides = config.failureFallback !== undefined || config.errorFilter !== undefined
     if (config.timeout !== undefined) {
       this.#deadlines = new Deadlines(config.timeout, (call) => this.#timeOut(call))
     }
-    // Whether anyone listens to per-call events; kept by the breaker.
-    this.callListeners = false
+    this.#measured = this.#timed
+    this.#clocked = this.#timed || config.timeout !== undefined
+    this.#succeeded = (value) => this.#ended(ADMIT_RUN, 0, true, value)
+    this.#failed = (error) => this.#ended(ADMIT_RUN, 0, false, error)
+  }
+
+  /** Which per-call events have listeners: `{ success, failure, timeout, reject, fallback }`. */
+  set listening(events) {
+    this.#listening = events
+    this.#measured = this.#timed || events.success || events.failure || events.timeout
+    this.#clocked = this.#measured || this.#config.timeout !== undefined
   }
 
   // Reads STATE once: CLOSED runs the call, anything else asks the core.
@@ -56,15 +97,50 @@ class GeneralPath {
       ticket = context.decide()
       if (ticket === ADMIT_REJECT) return this.#rejectGeneral()
     }
-    const config = this.#config
+    if (this.#deadlines !== undefined) return this.#executeWithTimeout(task, ticket)
+    const start = this.#clocked ? performance.now() : 0
+    let result
+    try {
+      result = Promise.resolve(task())
+    } catch (error) {
+      return this.#thrown(ticket, start, error)
+    }
+    let succeeded = this.#succeeded
+    let failed = this.#failed
+    if (start !== 0 || ticket !== ADMIT_RUN) {
+      succeeded = (value) => this.#ended(ticket, start, true, value)
+      failed = (error) => this.#ended(ticket, start, false, error)
+    }
+    if (this.#decides) return result.then(succeeded, failed)
+    result.then(succeeded, failed)
+    return result
+  }
+
+  // A task that threw instead of returning a promise.
+  #thrown(ticket, start, error) {
+    if (!this.#decides) {
+      this.#ended(ticket, start, false, error)
+      return Promise.reject(error)
+    }
+    try {
+      return Promise.resolve(this.#ended(ticket, start, false, error))
+    } catch (outcome) {
+      return Promise.reject(outcome)
+    }
+  }
+
+  // With a timeout the caller's promise is our own: the timer may settle it
+  // before the task does. The call record is also the deadline list's node.
+  #executeWithTimeout(task, ticket) {
     const call = {
       ticket,
-      start: this.#timed || this.callListeners || config.timeout !== undefined ? performance.now() : 0,
-      bucket: undefined,
+      start: performance.now(),
       controller: undefined,
       settled: false,
       resolve: undefined,
       reject: undefined,
+      prev: null,
+      next: null,
     }
     const promise = new Promise((resolve, reject) => {
       call.resolve = resolve
@@ -72,16 +148,12 @@ class GeneralPath {
     })
     let result
     try {
-      if (config.timeout === undefined) {
+      this.#deadlines.add(call)
+      if (task.length === 0) {
         result = Promise.resolve(task())
       } else {
-        this.#deadlines.add(call)
-        if (task.length === 0) {
-          result = Promise.resolve(task())
-        } else {
-          call.controller = new AbortController()
-          result = Promise.resolve(task(call.controller.signal))
-        }
+        call.controller = new AbortController()
+        result = Promise.resolve(task(call.controller.signal))
       }
     } catch (error) {
       this.#settle(call, false, error)
@@ -94,114 +166,124 @@ class GeneralPath {
     return promise
   }
 
-  #rejectGeneral() {
-    const error = circuitOpenError()
-    if (this.callListeners) this.#context.emit('reject', error)
-    const openFallback = this.#config.openFallback
-    if (openFallback === undefined) return Promise.reject(error)
-    try {
-      const result = openFallback(error)
-      if (this.callListeners) this.#context.emit('fallback', result, error)
-      return Promise.resolve(result)
-    } catch (fallbackError) {
-      return Promise.reject(fallbackError)
-    }
-  }
-
+  // The task of a call with a timeout settled: unless it timed out first,
+  // the caller's promise gets what the handlers decide.
   #settle(call, ok, outcome) {
     if (call.settled) return // timed out first
     call.settled = true
-    this.#deadlines?.delete(call)
+    this.#deadlines.delete(call)
+    let value
+    try {
+      value = this.#ended(call.ticket, call.start, ok, outcome, true)
+    } catch (error) {
+      call.reject(error)
+      return
+    }
+    call.resolve(value)
+  }
+
+  // A call ended (without timing out). Returns what the caller's promise
+  // resolves with, or throws what it rejects with; observing only (no
+  // fallback, no filter, no timeout: `decides` false), it returns nothing.
+  #ended(ticket, start, ok, outcome, decides = this.#decides) {
     const config = this.#config
-    const duration = call.start === 0 ? 0 : performance.now() - call.start
+    const duration = start !== 0 && this.#measured ? performance.now() - start : 0
     let marks = config.slowCallDuration !== undefined && duration > config.slowCallDuration ? MARK_SLOW : 0
     if (!ok && config.errorFilter !== undefined) {
       let accepted
       try {
         accepted = Boolean(config.errorFilter(outcome))
       } catch (filterError) {
-        this.#finish(call, false, marks, filterError, duration)
-        call.reject(filterError)
-        return
+        this.#finish(ticket, false, marks, filterError, duration)
+        throw filterError
       }
       if (accepted) {
         // Not a failure of the dependency: counted as a success, and the
         // caller still gets the error (no fallback).
-        this.#finish(call, true, marks | MARK_FILTERED, outcome, duration)
-        call.reject(outcome)
-        return
+        this.#finish(ticket, true, marks | MARK_FILTERED, outcome, duration)
+        throw outcome
       }
     }
     if (ok) {
-      this.#finish(call, true, marks, outcome, duration)
-      call.resolve(outcome)
-      return
+      this.#finish(ticket, true, marks, outcome, duration)
+      return outcome
     }
     if (config.failureFallback !== undefined) marks |= MARK_FALLBACK
-    this.#finish(call, false, marks, outcome, duration)
-    this.#fallBack(call, outcome)
+    this.#finish(ticket, false, marks, outcome, duration)
+    if (!decides) return undefined
+    return this.#fallBack(outcome)
   }
 
   #timeOut(call) {
     if (call.settled) return
     call.settled = true
-    const timeout = this.#config.timeout
+    const config = this.#config
+    const timeout = config.timeout
     const error = new CircuitTimeoutError(timeout)
-    let marks = MARK_TIMED_OUT | (this.#config.failureFallback === undefined ? 0 : MARK_FALLBACK)
+    let marks = MARK_TIMED_OUT | (config.failureFallback === undefined ? 0 : MARK_FALLBACK)
     // A timed-out call lasted at least the timeout: a slow failure like any other.
-    const slowAfter = this.#config.slowCallDuration
+    const slowAfter = config.slowCallDuration
     if (slowAfter !== undefined && Math.max(timeout, performance.now() - call.start) > slowAfter) marks |= MARK_SLOW
-    this.#finish(call, false, marks, error, timeout)
+    this.#finish(call.ticket, false, marks, error, timeout)
     if (call.controller !== undefined) abortQuietly(call.controller, error)
-    this.#fallBack(call, error)
+    let value
+    try {
+      value = this.#fallBack(error)
+    } catch (outcome) {
+      call.reject(outcome)
+      return
+    }
+    call.resolve(value)
   }
 
   // The steps every end of a call takes, settled or timed out: its latency
   // into the histogram, its outcome to the core, its event to the listeners
   // ('timeout' before 'failure' for a call that timed out).
-  #finish(call, ok, marks, outcome, duration) {
+  #finish(ticket, ok, marks, outcome, duration) {
     const context = this.#context
-    if (context.array !== DISPOSED && this.#config.policies.histogram === true) {
-      native.latency(context.id, Math.min(Math.round(duration * 1000), 0xffffffff))
-    }
-    this.#report(call, ok, marks)
-    if (this.callListeners) {
-      if ((marks & MARK_TIMED_OUT) !== 0) context.emit('timeout', outcome, duration)
-      context.emit(ok ? 'success' : 'failure', outcome, duration)
-    }
-  }
-
-  #fallBack(call, error) {
-    const failureFallback = this.#config.failureFallback
-    if (failureFallback === undefined) {
-      call.reject(error)
-      return
-    }
-    try {
-      const result = failureFallback(error)
-      if (this.callListeners) this.#context.emit('fallback', result, error)
-      call.resolve(result)
-    } catch (fallbackError) {
-      call.reject(fallbackError)
-    }
-  }
-
-  // Tells the core how a call of the general path ended.
-  #report(call, ok, marks) {
-    const context = this.#context
-    if (context.array === DISPOSED) return
-    if (call.ticket !== ADMIT_RUN) {
-      context.probeResult(call.ticket, ok ? 1 : 0, marks)
-      return
-    }
-    if (ok && marks === 0) {
+    if (context.array === DISPOSED) return this.#emitEnd(ok, marks, outcome, duration)
+    if (this.#config.policies.histogram === true) this.#recordLatency(duration)
+    if (ticket !== ADMIT_RUN) {
+      context.probeResult(ticket, ok ? 1 : 0, marks)
+    } else if (ok && marks === 0) {
       this.#recordSuccess()
-      return
+    } else {
+      // Successes held back go first, so the window sees calls in order.
+      this.#publish(0)
+      const code = ok ? native.markedSuccess(context.id, marks) : native.failure(context.id, marks)
+      afterTransition(context.array, code)
     }
-    // Successes held back go first, so the window sees calls in order.
-    this.#publish(0)
-    const code = ok ? native.markedSuccess(context.id, marks) : native.failure(context.id, marks)
-    afterTransition(context.array, code)
+    this.#emitEnd(ok, marks, outcome, duration)
+  }
+
+  #emitEnd(ok, marks, outcome, duration) {
+    const listening = this.#listening
+    if ((marks & MARK_TIMED_OUT) !== 0 && listening.timeout) this.#context.emit2('timeout', outcome, duration)
+    if (ok ? listening.success : listening.failure) this.#context.emit2(ok ? 'success' : 'failure', outcome, duration)
+  }
+
+  // What the caller gets for a failure: the fallback's result, or the error
+  // thrown again.
+  #fallBack(error) {
+    const failureFallback = this.#config.failureFallback
+    if (failureFallback === undefined) throw error
+    const result = failureFallback(error)
+    if (this.#listening.fallback) this.#context.emit2('fallback', result, error)
+    return result
+  }
+
+  #rejectGeneral() {
+    const error = circuitOpenError()
+    if (this.#listening.reject) this.#context.emit('reject', error)
+    const openFallback = this.#config.openFallback
+    if (openFallback === undefined) return Promise.reject(error)
+    try {
+      const result = openFallback(error)
+      if (this.#listening.fallback) this.#context.emit2('fallback', result, error)
+      return Promise.resolve(result)
+    } catch (fallbackError) {
+      return Promise.reject(fallbackError)
+    }
   }
 }
 

@@ -16,13 +16,14 @@ pub(crate) type Callback =
     unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
 
 /// The per-call functions, by their JavaScript names.
-pub(crate) const CALLBACKS: [(&str, Callback); 6] = [
+pub(crate) const CALLBACKS: [(&str, Callback); 7] = [
     ("admit", admit),
     ("success", success),
     ("markedSuccess", marked_success),
     ("failure", failure),
     ("probeResult", probe_result),
     ("latency", latency),
+    ("latencies", latencies),
 ];
 
 /// `admit(id, fallback)`: `-2` run (CLOSED), `-1` rejected (already
@@ -154,6 +155,62 @@ unsafe extern "C" fn latency(env: sys::napi_env, info: sys::napi_callback_info) 
     }
 }
 
+/// `latencies(id, micros, count)`: records the first `count` durations of
+/// `micros`, a `Uint32Array` of this thread's (not shared memory), in the
+/// shared histogram: a thread's latencies, batched like its successes.
+unsafe extern "C" fn latencies(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    let staged = unsafe { arguments::<3>(env, info) }.and_then(|[id, array, count]| {
+        let (mut id_value, mut count_value) = (0u32, 0u32);
+        let mut kind: sys::napi_typedarray_type = sys::TypedarrayType::int8_array;
+        let (mut length, mut data) = (0usize, std::ptr::null_mut());
+        // SAFETY: argument handles of this call; the out-pointers are locals.
+        let ok = unsafe {
+            sys::napi_get_value_uint32(env, id, &mut id_value) == sys::Status::napi_ok
+                && sys::napi_get_value_uint32(env, count, &mut count_value) == sys::Status::napi_ok
+                && sys::napi_get_typedarray_info(
+                    env,
+                    array,
+                    &mut kind,
+                    &mut length,
+                    &mut data,
+                    std::ptr::null_mut(),
+                    std::ptr::null_mut(),
+                ) == sys::Status::napi_ok
+        };
+        let usable =
+            ok && kind == sys::TypedarrayType::uint32_array && (length == 0 || !data.is_null());
+        usable.then(|| {
+            (
+                id_value,
+                data.cast::<u32>().cast_const(),
+                length.min(count_value as usize),
+            )
+        })
+    });
+    let result = match staged {
+        Some((id, data, count)) => with(id, |i| {
+            for index in 0..count {
+                // SAFETY: `index < length` of the array, whose data is this
+                // thread's own memory and outlives the call.
+                let micros = unsafe { data.add(index).read_unaligned() };
+                i.breaker.record_latency(u64::from(micros), i.stripe);
+            }
+        }),
+        None => Err(Error::new(
+            Status::InvalidArg,
+            "expected an id, a Uint32Array and a count".to_owned(),
+        )),
+    };
+    if let Err(error) = result {
+        throw_type_error(env, &error);
+    }
+    std::ptr::null_mut()
+}
+
 /// The first `N` arguments of a call, or `None` if it has fewer.
 ///
 /// # Safety
@@ -217,11 +274,16 @@ unsafe fn hot_call<const N: usize>(
             value
         }
         Err(error) => {
-            let message =
-                std::ffi::CString::new(error.reason.replace('\0', " ")).unwrap_or_default();
-            // SAFETY: live env; `message` is a NUL-terminated string that outlives the call.
-            unsafe { sys::napi_throw_type_error(env, std::ptr::null(), message.as_ptr()) };
+            throw_type_error(env, &error);
             std::ptr::null_mut()
         }
     }
+}
+
+/// Throws `error` as a `TypeError` on `env`.
+fn throw_type_error(env: sys::napi_env, error: &Error) {
+    let message = std::ffi::CString::new(error.reason.replace('\0', " ")).unwrap_or_default();
+    // SAFETY: live env (callers are N-API callbacks); `message` is a
+    // NUL-terminated string that outlives the call.
+    unsafe { sys::napi_throw_type_error(env, std::ptr::null(), message.as_ptr()) };
 }

@@ -9,7 +9,7 @@
 //!
 //! ```text
 //!   hot        per-call raw N-API callbacks: admit, success, markedSuccess,
-//!              failure, probeResult, latency
+//!              failure, probeResult, latency, latencies
 //!   table      this thread's breakers, by id
 //!   arrays     checking the Int32Array a breaker is built over
 //!   breakers   making and freeing breakers, the options, arrayLength
