@@ -12,7 +12,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CONTENDERS, OURS_VARIANTS, PEERS, VARIANT_SCENARIOS, contenderLabel, isVariant } from './lib/contenders.mjs'
+import { CONTENDERS, FEATURE_ROWS, OURS_VARIANTS, PEERS, PEER_VARIANTS, VARIANT_SCENARIOS, contenderLabel, isPeerVariant, isVariant } from './lib/contenders.mjs'
 import { median } from './lib/loops.mjs'
 import { TIMING_SCENARIOS, SCENARIO_NAMES } from './lib/scenarios.mjs'
 
@@ -27,7 +27,8 @@ const USAGE = `usage: node bench/run.mjs [options]
   --only a,b         scenarios: ${SCENARIO_NAMES.join(', ')}
   --contenders a,b   contenders: ${CONTENDERS.join(', ')}
                      (${OURS_VARIANTS.join(', ')}: ours with one feature each,
-                     in the ${VARIANT_SCENARIOS.join(' and ')} scenarios only)
+                     in the ${VARIANT_SCENARIOS.join(' and ')} scenarios only;
+                     ${PEER_VARIANTS.join(', ')}: the same features on the peers, closed-seq only)
   --json FILE        also write every sample and summary as JSON`
 
 function parseArgs(argv) {
@@ -152,6 +153,7 @@ for (const scenario of timingNames) {
   results.timing[scenario] = {}
   for (const contender of options.contenderList) {
     if (isVariant(contender) && !VARIANT_SCENARIOS.includes(scenario)) continue
+    if (isPeerVariant(contender) && scenario !== 'closed-seq') continue
     const t = Date.now()
     const result = await runChild('child-scenario.mjs', {
       contender,
@@ -435,7 +437,7 @@ if (options.variants.length && variantScenarios.length) {
   const head = ['configuration', ...variantScenarios.flatMap((scenario) => [TIMING_SCENARIO_LABELS[scenario] ?? scenario, 'vs ours'])]
   out(`| ${head.join(' | ')} |`)
   out(`|${head.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`)
-  const rows = [...(options.contenderList.includes('bare') ? ['bare'] : []), ...(options.contenderList.includes('ours') ? ['ours'] : []), ...options.variants]
+  const rows = [...(options.contenderList.includes('bare') ? ['bare'] : []), ...(options.contenderList.includes('ours') ? ['ours'] : []), ...options.variants.filter((v) => !isPeerVariant(v))]
   for (const contender of rows) {
     const label = contender === 'ours' ? 'circuit-breaker-js, no options (reference)' : contender === 'bare' ? 'bare `task()` (noise check)' : `circuit-breaker-js ${contenderLabel(contender)}`
     const cells = variantScenarios.flatMap((scenario) => {
@@ -449,6 +451,40 @@ if (options.variants.length && variantScenarios.length) {
       return [cellText(cell), delta]
     })
     out(`| ${[label, ...cells].join(' | ')} |`)
+  }
+  out()
+}
+
+// The same features side by side (CLOSED success): each library configured
+// with the feature, every cell in a process of its own. Compared by the
+// ratios to the baseline of each cell's own process: "added" is
+// (ours-with-the-feature ratio − ours ratio) × ours' baseline ns, and "fastest
+// peer / ours" the ratio of ratios (≥ 2x is the target).
+const featureSummary = timingSummary['closed-seq']
+if (featureSummary && FEATURE_ROWS.some((row) => options.contenderList.includes(row.ours))) {
+  const reference = featureSummary.ours
+  const base = okCell(reference) ? reference.baselines[TIMING_SCENARIOS['closed-seq'].baselines[0]].ns : NaN
+  out('## The same features side by side (CLOSED success)')
+  out()
+  out(
+    `Each library configured with the feature (bench/lib/contenders.mjs), a 10 s timeout that never fires, \`task = async () => 1\`. Cells: median ns per call · ratio to the baseline in the same process. "added": (row ratio − ours ratio) × ours' baseline ns${okCell(reference) ? ` (ours, no options: ${cellText(reference)}; baseline ${fmtNs(base)})` : ''}. "peer / ours": the fastest peer's ratio over ours (target ≥ 2x). Targets: added ≤ +100 ns (timeout, listeners, histogram), ≤ +40 ns (windows); all of them ≤ 4x the bare \`await task()\`.`,
+  )
+  out()
+  out('| feature | opossum | cockatiel | circuit-breaker-js | added | peer / ours |')
+  out('|:---|---:|---:|---:|---:|---:|')
+  for (const row of FEATURE_ROWS) {
+    if (!options.contenderList.includes(row.ours)) continue
+    const peerCell = (name) => (name === undefined ? 'n/a' : options.contenderList.includes(name) ? cellText(featureSummary[name]) : '–')
+    const ours = featureSummary[row.ours]
+    let added = '–'
+    if (okCell(ours) && okCell(reference)) {
+      const ns = (ours.ratio - reference.ratio) * base
+      added = `${ns < 0 ? '−' : '+'}${fmtNs(Math.abs(ns))}`
+    }
+    const peers = [row.opossum, row.cockatiel].map((name) => featureSummary[name]).filter(okCell)
+    let versus = '–'
+    if (okCell(ours) && peers.length) versus = fmtX(Math.min(...peers.map((cell) => cell.ratio)) / ours.ratio)
+    out(`| ${[row.feature, peerCell(row.opossum), peerCell(row.cockatiel), cellText(ours), added, versus].join(' | ')} |`)
   }
   out()
 }

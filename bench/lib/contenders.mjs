@@ -39,6 +39,29 @@
 //                        still recorded and the rate read)
 //   ours-histogram       histogram: true, over createSharedArray(options)
 //   ours-call-listeners  on('success') and on('failure'), each only counting
+//   ours-timeout-signal  timeout: 10000, and the task declares a parameter, so it
+//                        gets an AbortSignal of its own per call
+//   ours-time-window     failureRateThreshold: 50, a 10 s time window
+//   ours-all             timeout, the 10 s time window, the histogram and the
+//                        success and failure listeners at once
+//
+// The same features on the peers (PEER_VARIANTS, CLOSED success only), each
+// configured the way its users would, over the lean opossum options
+// ({ timeout: false, rollingPercentilesEnabled: false, enableSnapshots: false })
+// and cockatiel's circuitBreaker(handleAll, ...) with halfOpenAfter 30000:
+//   opossum-timeout          timeout: 10000
+//   opossum-time-window      its rolling 10 s window (rollingCountTimeout
+//                            10000, errorThresholdPercentage 50): opossum
+//                            always has it, so this is the lean breaker
+//   opossum-histogram        rollingPercentilesEnabled: true (latency percentiles)
+//   opossum-call-listeners   on('success') and on('failure'), each counting
+//   opossum-all              all four at once
+//   cockatiel-timeout        wrap(breaker, timeout(10000, Aggressive)): the
+//                            task always gets the timeout's AbortSignal
+//   cockatiel-count-window   CountBreaker({ threshold: 0.5, size: 100 })
+//   cockatiel-time-window    SamplingBreaker({ threshold: 0.5, duration: 10000 })
+//   cockatiel-call-listeners onSuccess and onFailure, each counting
+//   cockatiel-all            timeout, time window and listeners (it has no histogram)
 
 import { createRequire } from 'node:module'
 import fs from 'node:fs'
@@ -58,12 +81,48 @@ function version(pkg) {
   }
 }
 
-export const OURS_VARIANTS = ['ours-listeners', 'ours-timeout', 'ours-window', 'ours-histogram', 'ours-call-listeners']
-export const CONTENDERS = ['bare', 'ours', 'opossum', 'opossum-lean', 'cockatiel', ...OURS_VARIANTS]
+export const OURS_VARIANTS = [
+  'ours-listeners',
+  'ours-timeout',
+  'ours-timeout-signal',
+  'ours-window',
+  'ours-time-window',
+  'ours-histogram',
+  'ours-call-listeners',
+  'ours-all',
+]
+export const PEER_VARIANTS = [
+  'opossum-timeout',
+  'opossum-time-window',
+  'opossum-histogram',
+  'opossum-call-listeners',
+  'opossum-all',
+  'cockatiel-timeout',
+  'cockatiel-count-window',
+  'cockatiel-time-window',
+  'cockatiel-call-listeners',
+  'cockatiel-all',
+]
+export const CONTENDERS = ['bare', 'ours', 'opossum', 'opossum-lean', 'cockatiel', ...OURS_VARIANTS, ...PEER_VARIANTS]
 export const PEERS = ['opossum', 'opossum-lean', 'cockatiel']
 /** The timing scenarios the variants of ours run in (they sit out the others, threads and memory). */
 export const VARIANT_SCENARIOS = ['closed-seq', 'failure']
-export const isVariant = (name) => OURS_VARIANTS.includes(name)
+export const isVariant = (name) => OURS_VARIANTS.includes(name) || PEER_VARIANTS.includes(name)
+export const isPeerVariant = (name) => PEER_VARIANTS.includes(name)
+
+/**
+ * The features compared side by side: for each, the contender of each
+ * library configured with it (undefined: that library has no such feature).
+ */
+export const FEATURE_ROWS = [
+  { feature: 'timeout (10 s, never fires)', ours: 'ours-timeout', opossum: 'opossum-timeout', cockatiel: 'cockatiel-timeout' },
+  { feature: 'timeout, the task takes the AbortSignal', ours: 'ours-timeout-signal', opossum: undefined, cockatiel: 'cockatiel-timeout' },
+  { feature: 'failure-rate count window (100 calls)', ours: 'ours-window', opossum: undefined, cockatiel: 'cockatiel-count-window' },
+  { feature: 'failure-rate time window (10 s)', ours: 'ours-time-window', opossum: 'opossum-time-window', cockatiel: 'cockatiel-time-window' },
+  { feature: 'success + failure listeners', ours: 'ours-call-listeners', opossum: 'opossum-call-listeners', cockatiel: 'cockatiel-call-listeners' },
+  { feature: 'latency stats (histogram)', ours: 'ours-histogram', opossum: 'opossum-histogram', cockatiel: undefined },
+  { feature: 'all of the above (no signal)', ours: 'ours-all', opossum: 'opossum-all', cockatiel: 'cockatiel-all' },
+]
 
 const VARIANT_LABELS = {
   'ours-listeners': '+ state listeners (`open`, `halfOpen`, `close`)',
@@ -71,6 +130,9 @@ const VARIANT_LABELS = {
   'ours-window': '+ failure-rate window (`failureRateThreshold: 50`, 100 calls)',
   'ours-histogram': '+ `histogram: true`',
   'ours-call-listeners': '+ call listeners (`success`, `failure`)',
+  'ours-timeout-signal': '+ `timeout: 10000`, the task takes the `AbortSignal`',
+  'ours-time-window': '+ failure-rate time window (`failureRateThreshold: 50`, 10 s)',
+  'ours-all': '+ timeout, time window, histogram, call listeners',
 }
 
 export function contenderLabel(name) {
@@ -244,6 +306,7 @@ export async function loadContender(name) {
     }
 
     default:
+      if (isPeerVariant(name)) return loadPeerVariant(name)
       if (isVariant(name)) return loadVariant(name)
       throw new Error(`unknown contender ${name}`)
   }
@@ -337,6 +400,45 @@ function loadVariant(name) {
               : `window holds ${s.window.calls} calls, ${s.window.failures} failed; expected ${calls}, ${failures}`
           })
         }
+        case 'ours-timeout-signal': {
+          const b = build({ ...base, timeout: 10_000 })
+          let signals = 0
+          // Declares the parameter, so it gets a signal of its own per call.
+          const withSignal = async (signal) => {
+            if (signal instanceof AbortSignal) signals++
+            return task()
+          }
+          const kase = make(b, () => {
+            const before = signals
+            return (done) => (signals - before === done ? null : `${signals - before} tasks got a signal, expected ${done}`)
+          })
+          kase.task = withSignal
+          return kase
+        }
+        case 'ours-time-window': {
+          const options = { ...base, failureRateThreshold: 50, windowType: 'time', windowSize: 10_000 }
+          delete options.failureThreshold
+          const b = build(options)
+          if (failure) b.disable()
+          return make(b, () => () => (stats(b).window === null ? 'getStats().window is null' : null))
+        }
+        case 'ours-all': {
+          const options = { ...base, timeout: 10_000, failureRateThreshold: 50, windowType: 'time', windowSize: 10_000, histogram: true }
+          delete options.failureThreshold
+          const b = build(options)
+          if (failure) b.disable()
+          const seen = { success: 0, failure: 0 }
+          b.on('success', () => seen.success++)
+          b.on('failure', () => seen.failure++)
+          return make(b, () => {
+            const before = { ...seen, latencies: stats(b).latency?.count ?? NaN }
+            return (done) => {
+              const events = seen.success - before.success + seen.failure - before.failure
+              const recorded = (stats(b).latency?.count ?? NaN) - before.latencies
+              return events === done && recorded === done ? null : `${events} call events, ${recorded} latencies, expected ${done} each`
+            }
+          })
+        }
         case 'ours-histogram': {
           const b = build({ ...base, histogram: true })
           return make(b, () => {
@@ -366,6 +468,70 @@ function loadVariant(name) {
         default:
           throw new Error(`unknown variant ${name}`)
       }
+    },
+    instances: [],
+  }
+}
+
+// --- the same features on the peers --------------------------------------------
+
+function loadPeerVariant(name) {
+  const library = name.slice(0, name.indexOf('-'))
+  const feature = name.slice(library.length + 1)
+  const seen = { success: 0, failure: 0 }
+  const counted = (b) => ({
+    workCheck: () => {
+      const before = { ...seen }
+      return (done) => {
+        const events = seen.success - before.success + seen.failure - before.failure
+        return events === done ? null : `${events} call events, expected ${done}`
+      }
+    },
+    b,
+  })
+  return {
+    async setup(kind, taskName) {
+      if (kind !== 'closed') return { na: 'the peers\' feature rows run in the CLOSED scenario only' }
+      const task = TASKS[taskName]
+      if (library === 'opossum') {
+        const Opossum = require('opossum')
+        const lean = { timeout: false, rollingPercentilesEnabled: false, enableSnapshots: false }
+        const options = {
+          timeout: { ...lean, timeout: 10_000 },
+          'time-window': { ...lean, rollingCountTimeout: 10_000, errorThresholdPercentage: 50 },
+          histogram: { ...lean, rollingPercentilesEnabled: true },
+          'call-listeners': lean,
+          all: { ...lean, timeout: 10_000, rollingPercentilesEnabled: true },
+        }[feature]
+        const b = new Opossum(task, options)
+        let work = { workCheck: () => () => null }
+        if (feature === 'call-listeners' || feature === 'all') {
+          b.on('success', () => seen.success++)
+          b.on('failure', () => seen.failure++)
+          work = counted(b)
+        }
+        const kase = resultCase(b, 'b.fire()', task, expectState(() => (b.closed ? 'CLOSED' : 'other'), 'CLOSED'))
+        kase.workCheck = work.workCheck
+        return kase
+      }
+      const c = await import('cockatiel')
+      const breakers = {
+        'count-window': () => new c.CountBreaker({ threshold: 0.5, size: 100 }),
+        'time-window': () => new c.SamplingBreaker({ threshold: 0.5, duration: 10_000 }),
+        all: () => new c.SamplingBreaker({ threshold: 0.5, duration: 10_000 }),
+      }
+      const breaker = c.circuitBreaker(c.handleAll, { halfOpenAfter: 30000, breaker: (breakers[feature] ?? (() => new c.ConsecutiveBreaker(5)))() })
+      let work = { workCheck: () => () => null }
+      if (feature === 'call-listeners' || feature === 'all') {
+        breaker.onSuccess(() => seen.success++)
+        breaker.onFailure(() => seen.failure++)
+        work = counted(breaker)
+      }
+      const policy = feature === 'timeout' || feature === 'all' ? c.wrap(breaker, c.timeout(10_000, c.TimeoutStrategy.Aggressive)) : breaker
+      const names = { [c.CircuitState.Closed]: 'CLOSED' }
+      const kase = resultCase(policy, 'b.execute(task)', task, expectState(() => names[breaker.state] ?? String(breaker.state), 'CLOSED'))
+      kase.workCheck = work.workCheck
+      return kase
     },
     instances: [],
   }
