@@ -658,15 +658,45 @@ describe('the general path pays only for what its features need', () => {
   test('each per-call event is emitted to its own listeners only, with exactly its arguments', async () => {
     const breaker = make({ failureThreshold: 1, resetTimeout: 60_000 })
     const heard = []
-    breaker.once('success', (...args) => heard.push(['success', args.length, args[0], typeof args[1]]))
+    breaker.once('success', function (...args) {
+      heard.push(['success', args.length, args[0], typeof args[1], this === breaker])
+    })
     breaker.on('reject', (...args) => heard.push(['reject', args.length, args[0].code]))
     await breaker.execute(ok)
     await breaker.execute(ok) // the once listener is gone
     await breaker.execute(fail).catch(() => {}) // nobody listens to failures: opens it
     await breaker.execute(ok).catch(() => {})
     assert.deepEqual(heard, [
-      ['success', 2, 'ok', 'number'],
+      ['success', 2, 'ok', 'number', true],
       ['reject', 1, 'ERR_CIRCUIT_OPEN'],
     ])
   })
+})
+
+test('a per-call listener that throws changes no outcome, stops no later event, and its error is uncaught after the call', () => {
+  const entry = fileURLToPath(new URL('../index.js', import.meta.url))
+  const script = `
+    const { CircuitBreaker, createSharedArray } = require(${JSON.stringify(entry)})
+    const breaker = new CircuitBreaker(createSharedArray(), { failureFallback: () => 'fallback' })
+    process.on('uncaughtException', (error) => console.log('uncaught', error.message))
+    breaker.on('success', function () { throw new Error('success listener, this is the breaker: ' + (this === breaker)) })
+    breaker.on('failure', () => { throw new Error('failure listener') })
+    breaker.on('fallback', (result) => console.log('fallback event', result))
+    ;(async () => {
+      console.log('value', await breaker.execute(async () => 1))
+      console.log('value', await breaker.execute(async () => { throw new Error('down') }))
+      const stats = breaker.getStats()
+      console.log('counted', stats.successes, stats.failures)
+    })()
+  `
+  const child = spawnSync(process.execPath, ['-e', script], { timeout: 30000, encoding: 'utf8' })
+  assert.equal(child.status, 0, child.stderr)
+  assert.deepEqual(child.stdout.trim().split('\n').sort(), [
+    'counted 1 1',
+    'fallback event fallback',
+    'uncaught failure listener',
+    'uncaught success listener, this is the breaker: true',
+    'value 1',
+    'value fallback',
+  ])
 })

@@ -369,8 +369,13 @@ class CircuitBreaker extends EventEmitter {
     const context = this.#context
     if (context.array === DISPOSED) return
     const listening = {}
-    for (const event of CALL_EVENTS) listening[event] = this.listenerCount(event) > 0
-    const calls = CALL_EVENTS.some((event) => listening[event])
+    // The listeners as they are now (`once` ones are their wrappers, which
+    // remove themselves through `removeListener`, which lands here again).
+    for (const event of CALL_EVENTS) {
+      const listeners = this.rawListeners(event)
+      listening[event] = listeners.length > 0 ? listeners : null
+    }
+    const calls = CALL_EVENTS.some((event) => listening[event] !== null)
     const states = STATE_EVENTS.some((event) => this.listenerCount(event) > 0)
     this.#calls.listening = listening
     this.#general = needsGeneralPath(context.config, calls)

@@ -57,9 +57,12 @@ class BreakerContext {
     }
   }
 
-  emit2(event, first, second) {
+  // Calls `listeners` (a copy of an event's listeners, as `emit` would
+  // take) with two arguments, as `emit` does, without an arguments array.
+  call2(listeners, first, second) {
+    const breaker = this.breaker
     try {
-      this.breaker.emit(event, first, second)
+      for (let i = 0; i < listeners.length; i++) listeners[i].call(breaker, first, second)
     } catch (error) {
       rethrowLater(error)
     }

@@ -38,7 +38,7 @@ const { Deadlines, abortQuietly } = require('./deadlines.js')
 const { afterTransition } = require('./watch.js')
 
 const CLOSED = CircuitBreakerStates.CLOSED
-const NOBODY = Object.freeze({ success: false, failure: false, timeout: false, reject: false, fallback: false })
+const NOBODY = Object.freeze({ success: null, failure: null, timeout: null, reject: null, fallback: null })
 
 class GeneralPath {
   #context
@@ -81,10 +81,13 @@ class GeneralPath {
     this.#failed = (error) => this.#ended(ADMIT_RUN, 0, false, error)
   }
 
-  /** Which per-call events have listeners: `{ success, failure, timeout, reject, fallback }`. */
+  /**
+   * The listeners of each per-call event, `{ success, failure, timeout,
+   * reject, fallback }`: an array (a copy), or null when it has none.
+   */
   set listening(events) {
     this.#listening = events
-    this.#measured = this.#timed || events.success || events.failure || events.timeout
+    this.#measured = this.#timed || events.success !== null || events.failure !== null || events.timeout !== null
     this.#clocked = this.#measured || this.#config.timeout !== undefined
   }
 
@@ -258,8 +261,9 @@ class GeneralPath {
 
   #emitEnd(ok, marks, outcome, duration) {
     const listening = this.#listening
-    if ((marks & MARK_TIMED_OUT) !== 0 && listening.timeout) this.#context.emit2('timeout', outcome, duration)
-    if (ok ? listening.success : listening.failure) this.#context.emit2(ok ? 'success' : 'failure', outcome, duration)
+    if ((marks & MARK_TIMED_OUT) !== 0 && listening.timeout !== null) this.#context.call2(listening.timeout, outcome, duration)
+    const listeners = ok ? listening.success : listening.failure
+    if (listeners !== null) this.#context.call2(listeners, outcome, duration)
   }
 
   // What the caller gets for a failure: the fallback's result, or the error
@@ -268,18 +272,18 @@ class GeneralPath {
     const failureFallback = this.#config.failureFallback
     if (failureFallback === undefined) throw error
     const result = failureFallback(error)
-    if (this.#listening.fallback) this.#context.emit2('fallback', result, error)
+    if (this.#listening.fallback !== null) this.#context.call2(this.#listening.fallback, result, error)
     return result
   }
 
   #rejectGeneral() {
     const error = circuitOpenError()
-    if (this.#listening.reject) this.#context.emit('reject', error)
+    if (this.#listening.reject !== null) this.#context.emit('reject', error)
     const openFallback = this.#config.openFallback
     if (openFallback === undefined) return Promise.reject(error)
     try {
       const result = openFallback(error)
-      if (this.#listening.fallback) this.#context.emit2('fallback', result, error)
+      if (this.#listening.fallback !== null) this.#context.call2(this.#listening.fallback, result, error)
       return Promise.resolve(result)
     } catch (fallbackError) {
       return Promise.reject(fallbackError)
