@@ -4,7 +4,7 @@
 // overrides, the counters and the listeners. Every state transition is
 // decided in Rust; `execute` reads the STATE slot to take the CLOSED path
 // without a native call before the task runs. The general path (options or
-// listeners that need a call record) is in general.js.
+// per-call listeners that need more than the fast path) is in general.js.
 
 const { EventEmitter } = require('node:events')
 const { threadId } = require('node:worker_threads')

@@ -135,8 +135,8 @@ function createSharedArray(options) {
   return new Int32Array(new SharedArrayBuffer(length * Int32Array.BYTES_PER_ELEMENT))
 }
 
-// Whether calls must take the general path (the call record in
-// general.js) rather than the CLOSED fast path: because of the options, or
+// Whether calls must take the general path (general.js) rather than the
+// CLOSED fast path: because of the options, or
 // because someone listens to per-call events.
 function needsGeneralPath(config, callListeners) {
   return (
