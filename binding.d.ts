@@ -13,6 +13,84 @@ export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-was
 export declare function arrayLength(failureThreshold: number, resetTimeout: number, policies: PolicyOptions): number
 
 /**
+ * Takes a permit (free, or reclaimed from a holder past `leaseMs`),
+ * trying permit `start` first. Returns its token (>= 0); else, with
+ * `queue`, takes a queue place and returns `-2 - placeToken`; else (or
+ * with every place taken) counts a rejection and returns -1.
+ */
+export declare function bulkheadAcquire(array: unknown, start: number, leaseMs: number, queue: boolean): number
+
+/**
+ * Array length (in Int32 slots) a bulkhead of `maxConcurrent` permits and
+ * `maxQueue` queue places needs. Throws `RangeError` for sizes out of range.
+ */
+export declare function bulkheadArrayLength(maxConcurrent: number, maxQueue: number): number
+
+/**
+ * Makes `array` a bulkhead of this size, or joins the one there. Throws
+ * `TypeError` for an array that is not an `Int32Array`, `RangeError` for
+ * sizes out of range, a misaligned or short array, or one holding another
+ * bulkhead size or something else.
+ */
+export declare function bulkheadClaim(array: unknown, maxConcurrent: number, maxQueue: number): void
+
+/** A release made in JavaScript found its permit reclaimed: counts it. */
+export declare function bulkheadCountLost(array: unknown): void
+
+export declare function bulkheadLayout(): BulkheadLayout
+
+/** Where the facade finds what it reads and writes itself. */
+export interface BulkheadLayout {
+  /** Slot of permit 0's HOLDER word. */
+  permitBase: number
+  /** Slots from one permit to the next. */
+  permitStride: number
+  /** The QUEUED counter. */
+  queued: number
+  /** The WAKE sequence waiters wait on. */
+  wake: number
+}
+
+/**
+ * A waiter gives its queue place back without a permit: counted as a
+ * rejection (and a queue timeout with `timedOut`).
+ */
+export declare function bulkheadLeave(array: unknown, placeToken: number, timedOut: boolean): void
+
+/**
+ * Releases permit `token`: 1 freed and calls wait (WAKE was bumped: notify
+ * it), 0 freed, -1 lost (it had been reclaimed after its lease; counted).
+ */
+export declare function bulkheadRelease(array: unknown, token: number): number
+
+/**
+ * For a waiter holding queue place `placeToken`: takes a permit as
+ * `bulkheadAcquire` does and, if it got one, gives the place back and
+ * returns the permit's token; else -1 (still queued).
+ */
+export declare function bulkheadRetry(array: unknown, start: number, leaseMs: number, placeToken: number): number
+
+export declare function bulkheadStats(array: unknown): BulkheadStats
+
+/** What `Bulkhead#getStats()` reports, over every thread and process. */
+export interface BulkheadStats {
+  maxConcurrent: number
+  maxQueue: number
+  /** Permits held now (including by holders that died, until reclaimed). */
+  inUse: number
+  /** Calls waiting for a permit now. */
+  queued: number
+  /** Calls refused: bulkhead and queue full, or waited queueTimeout. */
+  rejected: number
+  /** Of which waited queueTimeout in the queue first. */
+  queueTimeouts: number
+  /** Permits taken back from holders past their lease. */
+  reclaimed: number
+  /** Releases that found their permit reclaimed. */
+  lostReleases: number
+}
+
+/**
  * Builds a breaker over `array` and ties its life to `owner`: the breaker is
  * freed when `owner` is garbage collected. Returns the breaker's handle.
  *
@@ -77,6 +155,33 @@ export interface PolicyOptions {
   /** Consecutive failures open the breaker too, beside the rate. */
   consecutiveToo?: boolean
   histogram?: boolean
+}
+
+/**
+ * Admits a call now if it is due within `maxWait` ms: returns the ms it
+ * must wait first (0: go now), or -1 - the ms it would have had to wait
+ * (refused; counted).
+ */
+export declare function rateLimiterAcquire(array: unknown, limit: number, interval: number, burst: number, maxWait: number): number
+
+/** Slots a rate limiter needs. */
+export declare function rateLimiterArrayLength(): number
+
+/**
+ * Makes `array` a rate limiter of `limit` calls per `interval` ms with
+ * bursts of `burst`, or joins the one there. Throws like `bulkheadClaim`.
+ */
+export declare function rateLimiterClaim(array: unknown, limit: number, interval: number, burst: number): void
+
+export declare function rateLimiterStats(array: unknown, limit: number, interval: number, burst: number): RateLimiterStats
+
+export interface RateLimiterStats {
+  /** Calls admitted. */
+  admitted: number
+  /** Of which waited first. */
+  delayed: number
+  /** Calls refused. */
+  rejected: number
 }
 
 /**

@@ -14,5 +14,12 @@ export const {
   openBreakerFile,
   prometheusText,
   registerPrometheus,
+  Bulkhead,
+  RateLimiter,
+  BulkheadFullError,
+  RateLimitedError,
+  isBulkheadFullError,
+  isRateLimitedError,
+  bulkheadMetrics,
 } = cjs
 export default cjs.CircuitBreaker

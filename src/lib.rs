@@ -24,6 +24,7 @@ use std::sync::Arc;
 
 mod clock;
 mod file;
+mod limits;
 
 use clock::{host_clock, HostClock};
 

@@ -6,12 +6,14 @@
 //! about Node.js: the napi binding only converts values.
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod cells;
 pub mod clock;
 pub mod features;
 pub mod file;
 pub mod histogram;
 pub mod layout;
+pub mod rate_limiter;
 pub mod window;
 
 pub use breaker::{
