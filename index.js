@@ -18,6 +18,8 @@
 //   limit-memory.js  the arrays and files bulkheads and rate limiters live in
 //   stats.js      the getStats() object
 //   metrics.js    Prometheus output
+//   dashboard.js  the live dashboard: a request handler (dashboard-page.js: its page)
+//   opentelemetry.js  OpenTelemetry instruments (the same metrics)
 //   constants.js  the numbers shared with the native binding
 //   slots.js      the slot layout, read from the binding
 //   describe.js   how error messages name what they received
@@ -43,6 +45,8 @@ const {
   isBulkheadFullError,
   isRateLimitedError,
 } = require('./lib/limit-errors.js')
+const { dashboard } = require('./lib/dashboard.js')
+const { registerOpenTelemetry } = require('./lib/opentelemetry.js')
 
 module.exports = {
   CircuitBreaker,
@@ -64,5 +68,7 @@ module.exports = {
   isBulkheadFullError,
   isRateLimitedError,
   bulkheadMetrics,
+  dashboard,
+  registerOpenTelemetry,
   default: CircuitBreaker,
 }

@@ -21,5 +21,7 @@ export const {
   isBulkheadFullError,
   isRateLimitedError,
   bulkheadMetrics,
+  dashboard,
+  registerOpenTelemetry,
 } = cjs
 export default cjs.CircuitBreaker

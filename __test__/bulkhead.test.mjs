@@ -12,7 +12,7 @@ import CircuitBreaker, {
   isBulkheadFullError,
   isCircuitOpenError,
   openBreakerFile,
-} from 'circuit-breaker-js'
+} from 'shared-circuit-breaker'
 import { startWorker } from './support/messages.mjs'
 
 const WORKER = new URL('./fixtures/limits-worker.mjs', import.meta.url)

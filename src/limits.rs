@@ -8,72 +8,27 @@
 //! the permit's HOLDER word each, as `Bulkhead::try_acquire` and
 //! `Bulkhead::release` do); everything else comes here.
 
-// Called from JavaScript only: a test build registers none of them.
-#![cfg_attr(test, allow(dead_code))]
-
+use crate::arrays::shared_memory;
 use crate::clock::{host_ms, host_ns};
+use crate::errors::{throw, Thrown};
 use breaker_core::bulkhead::{self, Bulkhead, Hold, Released, Size};
 use breaker_core::rate_limiter::{self, max_wait_ns, Decision, Rate};
 use breaker_core::Slots;
 use napi::bindgen_prelude::Unknown;
-use napi::{sys, Env, JsValue, Result};
+use napi::{Env, JsValue, Result};
 use napi_derive::napi;
-use std::ffi::c_void;
-use std::sync::atomic::AtomicI32;
 
-/// The memory of `array` for the length of one call, or the message of the
-/// `TypeError` (`Err(true)`) or `RangeError` (`Err(false)`) to throw.
-fn memory(env: &Env, array: &Unknown) -> std::result::Result<Slots<'static>, (bool, String)> {
-    let (env, value) = (env.raw(), array.raw());
-    const EXPECTED: &str = "array must be an Int32Array over a SharedArrayBuffer";
-    let mut is_typed_array = false;
-    // SAFETY: live handles of this call; the out-pointer is a local.
-    let status = unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) };
-    if status != sys::Status::napi_ok || !is_typed_array {
-        return Err((true, EXPECTED.to_string()));
-    }
-    let (mut kind, mut length, mut data) = (0, 0usize, std::ptr::null_mut::<c_void>());
-    let (mut buffer, mut byte_offset) = (std::ptr::null_mut(), 0usize);
-    // SAFETY: as above; `value` is a typed array.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(
-            env,
-            value,
-            &mut kind,
-            &mut length,
-            &mut data,
-            &mut buffer,
-            &mut byte_offset,
-        )
-    };
-    if status != sys::Status::napi_ok || kind != sys::TypedarrayType::int32_array {
-        return Err((true, EXPECTED.to_string()));
-    }
-    if data.is_null() || length == 0 {
-        return Err((
-            false,
-            format!("array must not be empty, got {length} elements"),
-        ));
-    }
-    // SAFETY: `data` points to `length` 4-byte-aligned `i32`s of the typed
-    // array's buffer, which is an argument of this call: it stays alive,
-    // and cannot be detached or shrunk, until the call returns (JavaScript
-    // does not run meanwhile), and the view is dropped before that. Other
-    // threads and processes write the memory concurrently, which is why it
-    // is only ever touched as atomics.
-    let slots: &'static [AtomicI32] =
-        unsafe { std::slice::from_raw_parts(data as *const AtomicI32, length) };
-    Slots::any_length(slots).map_err(|error| (false, format!("array {error}")))
+/// The memory of `array` for the length of one call, and the breaker
+/// file mapping it lies in (if any), to hold until the call returns.
+fn memory(env: &Env, array: &Unknown) -> std::result::Result<(Slots<'static>, Held), Thrown> {
+    let (slots, mapping) = shared_memory(env.raw(), array.raw(), "array")?;
+    let slots =
+        Slots::any_length(slots).map_err(|error| Thrown::Range(format!("array {error}")))?;
+    Ok((slots, mapping))
 }
 
-fn throw<T: Default>(env: &Env, (type_error, message): (bool, String)) -> Result<T> {
-    if type_error {
-        env.throw_type_error(&message, Some("ERR_INVALID_ARG_TYPE"))?;
-    } else {
-        env.throw_range_error(&message, Some("ERR_OUT_OF_RANGE"))?;
-    }
-    Ok(T::default())
-}
+/// A breaker file's mapping, kept while a call views it.
+type Held = Option<std::sync::Arc<crate::file::Mapping>>;
 
 /// Runs `f` on the bulkhead in `array`, claimed with `size` if given, else
 /// as found there.
@@ -83,15 +38,15 @@ fn with_bulkhead<T: Default>(
     size: Option<Size>,
     f: impl FnOnce(&Bulkhead<Slots<'static>>) -> T,
 ) -> Result<T> {
-    let slots = match memory(env, array) {
-        Ok(slots) => slots,
+    let (slots, _held) = match memory(env, array) {
+        Ok(found) => found,
         Err(thrown) => return throw(env, thrown),
     };
     let found = match size {
         Some(size) => bulkhead::claim(slots, slots.len(), size)
-            .map_err(|error| (false, format!("array {error}"))),
+            .map_err(|error| Thrown::Range(format!("array {error}"))),
         None => bulkhead::join(slots, slots.len())
-            .ok_or_else(|| (false, "array holds no bulkhead".to_string())),
+            .ok_or_else(|| Thrown::Range("array holds no bulkhead".to_string())),
     };
     match found {
         Ok(bulkhead) => Ok(f(&bulkhead)),
@@ -146,7 +101,7 @@ pub fn bulkhead_layout() -> BulkheadLayout {
 pub fn bulkhead_array_length(env: Env, max_concurrent: f64, max_queue: f64) -> Result<u32> {
     match Size::new(max_concurrent, max_queue) {
         Ok(size) => Ok(size.slots_needed() as u32),
-        Err(error) => throw(&env, (false, error.to_string())),
+        Err(error) => throw(&env, Thrown::Range(error.to_string())),
     }
 }
 
@@ -158,7 +113,7 @@ pub fn bulkhead_array_length(env: Env, max_concurrent: f64, max_queue: f64) -> R
 pub fn bulkhead_claim(env: Env, array: Unknown, max_concurrent: f64, max_queue: f64) -> Result<()> {
     let size = match Size::new(max_concurrent, max_queue) {
         Ok(size) => size,
-        Err(error) => return throw(&env, (false, error.to_string())),
+        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
     };
     with_bulkhead(&env, &array, Some(size), |_| ())
 }
@@ -295,15 +250,15 @@ fn with_limiter<T: Default>(
 ) -> Result<T> {
     let rate = match Rate::new(limit, interval, burst) {
         Ok(rate) => rate,
-        Err(error) => return throw(env, (false, error.to_string())),
+        Err(error) => return throw(env, Thrown::Range(error.to_string())),
     };
-    let slots = match memory(env, array) {
-        Ok(slots) => slots,
+    let (slots, _held) = match memory(env, array) {
+        Ok(found) => found,
         Err(thrown) => return throw(env, thrown),
     };
     match rate_limiter::claim(slots, slots.len(), rate) {
         Ok(limiter) => Ok(f(&limiter)),
-        Err(error) => throw(env, (false, format!("array {error}"))),
+        Err(error) => throw(env, Thrown::Range(format!("array {error}"))),
     }
 }
 
@@ -334,7 +289,7 @@ pub fn rate_limiter_acquire(
 ) -> Result<f64> {
     let max_wait = match max_wait_ns(max_wait) {
         Ok(ns) => ns,
-        Err(error) => return throw(&env, (false, error.to_string())),
+        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
     };
     with_limiter(
         &env,

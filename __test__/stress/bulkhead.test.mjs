@@ -12,7 +12,7 @@ import { mkdtempSync, rmSync } from 'node:fs'
 import { tmpdir } from 'node:os'
 import { join } from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { Bulkhead, RateLimiter } from 'circuit-breaker-js'
+import { Bulkhead, RateLimiter } from 'shared-circuit-breaker'
 import { startWorker, messages } from '../support/messages.mjs'
 
 const WORKER = new URL('../fixtures/limits-worker.mjs', import.meta.url)
