@@ -63,8 +63,10 @@ class Bulkhead {
   #lease
   #name
   #shared
-  // The permit this thread tries first: the one it released last.
+  // The permit this thread tries first: the one it released last, and the
+  // HOLDER word it left there (even: free).
   #hint
+  #free = 0
 
   /**
    * @param array an Int32Array over a SharedArrayBuffer of at least
@@ -119,13 +121,8 @@ class Bulkhead {
     if (typeof task !== 'function') {
       return Promise.reject(new TypeError(`task must be a function, got ${describe(task)}`))
     }
-    const array = this.#array
-    const index = this.#hint
-    const slot = PERMIT_BASE + index * PERMIT_STRIDE
-    const word = Atomics.load(array, slot)
-    if ((word & 1) === 0 && Atomics.compareExchange(array, slot, word, (word + 1) | 0) === word) {
-      return this.#run(task, index, (word + 1) | 0)
-    }
+    const word = this.#take()
+    if (word !== 0) return this.#run(task, this.#hint, word)
     return this.#acquireSlowly(task)
   }
 
@@ -135,16 +132,26 @@ class Bulkhead {
    * `[Symbol.dispose]`), or null, counted as a rejection.
    */
   tryAcquire() {
-    const array = this.#array
-    const index = this.#hint
-    const slot = PERMIT_BASE + index * PERMIT_STRIDE
-    const word = Atomics.load(array, slot)
-    if ((word & 1) === 0 && Atomics.compareExchange(array, slot, word, (word + 1) | 0) === word) {
-      return this.#handle(index, (word + 1) | 0)
-    }
-    const token = native.bulkheadAcquire(array, this.#hint, this.#lease, false)
+    const word = this.#take()
+    if (word !== 0) return this.#handle(this.#hint, word)
+    const token = native.bulkheadAcquire(this.#array, this.#hint, this.#lease, false)
     if (token < 0) return null
     return this.#handle(Math.floor(token / TOKEN_SCALE), token % TOKEN_SCALE | 0)
+  }
+
+  // The core's `try_acquire`, for the permit this thread released last:
+  // its HOLDER word from even `w` to `w + 1`. Expects the word it left
+  // there, so the common case is one compare-and-swap (an Atomics call
+  // costs more than the arithmetic around it); else tries once with the
+  // word found. Returns the word written (odd), or 0 if the permit is held.
+  #take() {
+    const array = this.#array
+    const slot = PERMIT_BASE + this.#hint * PERMIT_STRIDE
+    const expected = this.#free
+    const found = Atomics.compareExchange(array, slot, expected, (expected + 1) | 0)
+    if (found === expected) return (expected + 1) | 0
+    if ((found & 1) === 0 && Atomics.compareExchange(array, slot, found, (found + 1) | 0) === found) return (found + 1) | 0
+    return 0
   }
 
   #handle(index, word) {
@@ -187,6 +194,7 @@ class Bulkhead {
       return
     }
     this.#hint = index
+    this.#free = (word + 1) | 0
     if (Atomics.load(array, QUEUED) > 0) {
       Atomics.add(array, WAKE, 1)
       if (this.#shared) Atomics.notify(array, WAKE, 1)
