@@ -12,7 +12,9 @@ import CircuitBreaker, {
   isBulkheadFullError,
   isCircuitOpenError,
   openBreakerFile,
+  RateLimiter,
 } from 'shared-circuit-breaker'
+import fc from 'fast-check'
 import { startWorker } from './support/messages.mjs'
 
 const WORKER = new URL('./fixtures/limits-worker.mjs', import.meta.url)
@@ -274,3 +276,33 @@ test('bulkhead files: two bulkheads over one file share the permits; breakers an
   new CircuitBreaker(openBreakerFile(breakerPath, {}), {})
   assert.throws(() => Bulkhead.fromFile(breakerPath, options), { code: 'ERR_CIRCUIT_BREAKER_FILE' })
 })
+
+test('any options and arrays: a Bulkhead or RateLimiter is built, or a TypeError or RangeError is thrown', async () => {
+  const value = fc.oneof(
+    fc.integer({ min: -3, max: 70000 }),
+    fc.double(),
+    fc.constantFrom(undefined, null, NaN, Infinity, -0, '1', true, {}, [], () => 1, 2 ** 31, 2 ** 32),
+  )
+  const array = fc.oneof(
+    fc.integer({ min: 0, max: 400 }).map((n) => new Int32Array(new SharedArrayBuffer(n * 4))),
+    fc.constantFrom(new Int32Array(8), new Uint8Array(new SharedArrayBuffer(64)), null, 'x'),
+    fc.integer({ min: 1, max: 63 }).map((n) => new Int32Array(new SharedArrayBuffer(512), n * 4)),
+  )
+  const options = fc.record(
+    { maxConcurrent: value, maxQueue: value, queueTimeout: value, lease: value, limit: value, interval: value, burst: value, maxWait: value },
+    { requiredKeys: [] },
+  )
+  fc.assert(
+    fc.property(array, options, fc.boolean(), (memory, opts, which) => {
+      try {
+        const made = which ? new Bulkhead(memory, opts) : new RateLimiter(memory, opts)
+        made.getStats()
+      } catch (error) {
+        assert.ok(error instanceof TypeError || error instanceof RangeError, String(error))
+        assert.ok(error.message.length > 0)
+      }
+    }),
+    { numRuns: 2000 },
+  )
+})
+
