@@ -9,10 +9,10 @@
 
 #![deny(clippy::unwrap_used, clippy::expect_used, clippy::panic)]
 
-use breaker_core::breaker::{Marks, Policies};
 use breaker_core::features::claim_features;
 use breaker_core::{
-    claim_layout, layout, Admission, Breaker, Config, MemoryError, Slots, Stripe, Transition,
+    claim_layout, layout, Admission, Breaker, Config, ConfigError, Marks, MemoryError, Policies,
+    Range, Setting, Slots, Stripe, Transition,
 };
 use napi::bindgen_prelude::{JsObjectValue, Object, Unknown};
 use napi::{sys, Env, Error, JsValue, Result, Status};
@@ -121,7 +121,7 @@ pub fn create(
 ) -> Result<u32> {
     let config = match Config::with_policies(failure_threshold, reset_timeout, &policies.into()) {
         Ok(config) => config,
-        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
+        Err(error) => return throw(&env, message(&error)),
     };
     let (slots, mapping) = match shared_slots(env.raw(), array.raw()) {
         Ok(found) => found,
@@ -244,6 +244,35 @@ fn release(env: sys::napi_env, id: u32) {
 enum Thrown {
     Type(String),
     Range(String),
+}
+
+/// A refused setting, worded with its JavaScript option name.
+fn message(error: &ConfigError) -> Thrown {
+    let name = match error.setting {
+        Setting::FailureThreshold => "failureThreshold",
+        Setting::ResetTimeout => "resetTimeout",
+        Setting::HalfOpenMaxCalls => "halfOpenMaxCalls",
+        Setting::SuccessThreshold => "successThreshold",
+        Setting::MaxResetTimeout => "maxResetTimeout",
+        Setting::BackoffMultiplier => "backoffMultiplier",
+        Setting::FailureRateThreshold => "failureRateThreshold",
+        Setting::MinimumCalls => "minimumCalls",
+        Setting::WindowSize => "windowSize",
+        Setting::WindowBuckets => "windowBuckets",
+    };
+    let expected = match error.range {
+        Range::Integer { low, high } => format!("an integer from {low} to {high}"),
+        Range::Milliseconds { low, high } if error.setting == Setting::MaxResetTimeout => {
+            format!("a finite number of milliseconds from resetTimeout ({low}) to {high}")
+        }
+        Range::Milliseconds { low, high } => {
+            format!("a finite number of milliseconds from {low} to {high}")
+        }
+        Range::Number { low, high } => format!("a number from {low} to {high}"),
+        Range::Percentage => "a percentage above 0 and at most 100".to_string(),
+        Range::Required => "a number of milliseconds for a time window".to_string(),
+    };
+    Thrown::Range(format!("{name} must be {expected}, got {}", error.received))
 }
 
 fn throw<T: Default>(env: &Env, thrown: Thrown) -> Result<T> {
@@ -410,7 +439,7 @@ unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) ->
     // SAFETY: called by N-API with a live env and callback info.
     unsafe {
         hot_call::<2>(env, info, |[id, fallback]| {
-            with(id, |i| match i.breaker.admit(host_clock(), i.stripe) {
+            with(id, |i| match i.breaker.admit(host_clock(), i.stripe).0 {
                 Admission::Run => ADMIT_RUN,
                 Admission::Reject => {
                     if fallback != 0 {
@@ -918,7 +947,7 @@ pub fn stats(id: u32) -> Result<Stats> {
         let b = &i.breaker;
         let state = b.state(now) as u32;
         let t = b.totals();
-        let switches = b.switches();
+        let overrides = b.overrides();
         let window = b.window_counts(now);
         let latency = b.latency();
         let bounds = LATENCY_BOUNDS.iter().map(|&b| b as f64).collect();
@@ -926,9 +955,9 @@ pub fn stats(id: u32) -> Result<Stats> {
             state,
             state_since: shown(b.state_since().unwrap_or(0), now),
             consecutive_failures: b.consecutive_failures(),
-            isolations: switches.isolations,
-            disabled: switches.disabled,
-            reopenings: switches.reopenings,
+            isolations: overrides.isolations,
+            disabled: overrides.disabled,
+            reopenings: b.reopenings(),
             open_ms: b.open_ms() as f64,
             requests: t.requests as f64,
             successes: t.successes as f64,
@@ -970,7 +999,7 @@ pub fn array_length(
 ) -> Result<u32> {
     match Config::with_policies(failure_threshold, reset_timeout, &policies.into()) {
         Ok(config) => Ok(config.features().slots_needed() as u32),
-        Err(error) => throw(&env, Thrown::Range(error.to_string())),
+        Err(error) => throw(&env, message(&error)),
     }
 }
 
