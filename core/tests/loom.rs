@@ -46,7 +46,7 @@ use breaker_core::{Totals, Transition};
 use loom::sync::Arc;
 use loom::thread;
 use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering::{Acquire, Relaxed, Release, SeqCst};
+use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
 use std::time::Instant;
 
 const INVALID_STATE: &str = "INVARIANT invalid-state: the STATE slot holds no valid state";
@@ -895,4 +895,43 @@ fn isolate_racing_the_opening_failure_leaves_the_breaker_open_2_threads() {
             control_model(false)
         ) > 1
     );
+}
+
+/// `reset()` from HALF_OPEN races `isolate()`: the breaker ends OPEN (the
+/// isolation came last) and one of the two reports the transition to OPEN,
+/// whichever made it (the reset's close reopens the breaker for an isolation
+/// it sees); or it ends CLOSED (the reset came last) and the reset says so.
+fn reset_isolate_model() -> impl Fn() + Sync + Send {
+    || {
+        let b = breaker(1);
+        b.force_half_open();
+        let resetting = {
+            let b = b.clone();
+            thread::spawn(move || b.reset(T0))
+        };
+        let isolating = {
+            let b = b.clone();
+            thread::spawn(move || b.isolate(T0).and_then(|(_, made)| made))
+        };
+        let reset = resetting.join().unwrap();
+        let isolated = isolating.join().unwrap();
+        if state_slot(&b) == State::Closed as u32 {
+            // The isolation came first and the reset cleared it.
+            assert_eq!(b.overrides().isolations, 0, "closed, yet isolated");
+            assert_eq!(reset, Some(Transition::Closed), "closed, and not said so");
+        } else {
+            assert_eq!(state_slot(&b), State::Open as u32, "isolated, yet not open");
+            assert!(
+                reset == Some(Transition::Opened) || isolated == Some(Transition::Opened),
+                "{UNREPORTED}: reset {reset:?}, isolate {isolated:?}"
+            );
+        }
+    }
+}
+
+const UNREPORTED: &str = "INVARIANT reported: the breaker opened and no caller said so";
+
+#[test]
+fn reset_racing_isolate_reports_the_opening_2_threads() {
+    assert!(explore("reset vs isolate/2 threads", None, reset_isolate_model()) > 1);
 }

@@ -413,7 +413,9 @@ impl<C: Cells> Breaker<C> {
         }
     }
 
-    /// Closes the breaker now, whatever its state, and starts its counts over.
+    /// Closes the breaker now, whatever its state, and starts its counts
+    /// over. Returns the transition it made: CLOSED, or OPEN when what came
+    /// in meanwhile reopened it at once.
     pub(super) fn close_now(&self, now: &impl Clock) -> Option<Transition> {
         self.cells.word(FAILURE_COUNT).store(0, Release);
         loop {
@@ -423,10 +425,9 @@ impl<C: Cells> Breaker<C> {
                 return None;
             }
             if let Some(closed) = self.swap_control(word, State::Closed, now) {
-                return match self.after_closing(closed, now) {
-                    Transition::Closed => Some(Transition::Closed),
-                    _ => None,
-                };
+                // Reopened at once (an isolation or failures came in
+                // meanwhile): two transitions, reported as the last.
+                return Some(self.after_closing(closed, now));
             }
         }
     }
