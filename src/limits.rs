@@ -11,8 +11,8 @@
 use crate::arrays::shared_memory;
 use crate::clock::{host_ms, host_ns};
 use crate::errors::{throw, Thrown};
-use breaker_core::bulkhead::{self, Bulkhead, Hold, Released, Size};
-use breaker_core::rate_limiter::{self, max_wait_ns, Decision, Rate};
+use breaker_core::bulkhead::{self, Bulkhead, BulkheadError, Hold, Released, Size};
+use breaker_core::rate_limiter::{self, max_wait_ns, Decision, Rate, RateError};
 use breaker_core::Slots;
 use napi::bindgen_prelude::Unknown;
 use napi::{Env, JsValue, Result};
@@ -43,8 +43,7 @@ fn with_bulkhead<T: Default>(
         Err(thrown) => return throw(env, thrown),
     };
     let found = match size {
-        Some(size) => bulkhead::claim(slots, slots.len(), size)
-            .map_err(|error| Thrown::Range(format!("array {error}"))),
+        Some(size) => bulkhead::claim(slots, slots.len(), size).map_err(|e| bulkhead_error(&e)),
         None => bulkhead::join(slots, slots.len())
             .ok_or_else(|| Thrown::Range("array holds no bulkhead".to_string())),
     };
@@ -52,6 +51,58 @@ fn with_bulkhead<T: Default>(
         Ok(bulkhead) => Ok(f(&bulkhead)),
         Err(thrown) => throw(env, thrown),
     }
+}
+
+/// A refused bulkhead, worded with its JavaScript options.
+fn bulkhead_error(error: &BulkheadError) -> Thrown {
+    let max = bulkhead::MAX_PERMITS;
+    Thrown::Range(match *error {
+        BulkheadError::Permits { got } => {
+            format!("maxConcurrent must be an integer from 1 to {max}, got {got}")
+        }
+        BulkheadError::Places { got } => {
+            format!("maxQueue must be an integer from 0 to {max}, got {got}")
+        }
+        BulkheadError::TooShort { length, required } => format!(
+            "array must have at least {required} elements (Bulkhead.arrayLength(options)), got {length}"
+        ),
+        BulkheadError::Mismatch { permits, places } => format!(
+            "array already holds a bulkhead with maxConcurrent {permits} and maxQueue {places}; \
+             every bulkhead over one array must have the same"
+        ),
+        BulkheadError::Foreign { found } => {
+            format!("array holds data that is not a bulkhead (slots 4 and 5 hold {found:#x})")
+        }
+    })
+}
+
+/// A refused rate limiter, worded with its JavaScript options.
+fn rate_error(error: &RateError) -> Thrown {
+    let (limit, ms) = (rate_limiter::MAX_LIMIT, rate_limiter::MAX_WAIT_MS);
+    Thrown::Range(match *error {
+        RateError::Limit { got } => {
+            format!("limit must be an integer from 1 to {limit}, got {got}")
+        }
+        RateError::Interval { got } => {
+            format!("interval must be an integer number of milliseconds from 1 to {ms}, got {got}")
+        }
+        RateError::Burst { got } => {
+            format!("burst must be an integer from 1 to {limit}, got {got}")
+        }
+        RateError::MaxWait { got } => {
+            format!("maxWait must be a number of milliseconds from 0 to {ms}, got {got}")
+        }
+        RateError::TooShort { length } => format!(
+            "array must have at least {} elements (RateLimiter.arrayLength()), got {length}",
+            rate_limiter::SLOTS
+        ),
+        RateError::Mismatch => "array already holds a rate limiter with another limit, interval \
+             or burst; every rate limiter over one array must have the same"
+            .to_string(),
+        RateError::Foreign { found } => {
+            format!("array holds data that is not a rate limiter (slots 4 and 5 hold {found:#x})")
+        }
+    })
 }
 
 /// A token from JavaScript (a number below 2^48), or one that matches no
@@ -101,7 +152,7 @@ pub fn bulkhead_layout() -> BulkheadLayout {
 pub fn bulkhead_array_length(env: Env, max_concurrent: f64, max_queue: f64) -> Result<u32> {
     match Size::new(max_concurrent, max_queue) {
         Ok(size) => Ok(size.slots_needed() as u32),
-        Err(error) => throw(&env, Thrown::Range(error.to_string())),
+        Err(error) => throw(&env, bulkhead_error(&error)),
     }
 }
 
@@ -113,7 +164,7 @@ pub fn bulkhead_array_length(env: Env, max_concurrent: f64, max_queue: f64) -> R
 pub fn bulkhead_claim(env: Env, array: Unknown, max_concurrent: f64, max_queue: f64) -> Result<()> {
     let size = match Size::new(max_concurrent, max_queue) {
         Ok(size) => size,
-        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
+        Err(error) => return throw(&env, bulkhead_error(&error)),
     };
     with_bulkhead(&env, &array, Some(size), |_| ())
 }
@@ -250,7 +301,7 @@ fn with_limiter<T: Default>(
 ) -> Result<T> {
     let rate = match Rate::new(limit, interval, burst) {
         Ok(rate) => rate,
-        Err(error) => return throw(env, Thrown::Range(error.to_string())),
+        Err(error) => return throw(env, rate_error(&error)),
     };
     let (slots, _held) = match memory(env, array) {
         Ok(found) => found,
@@ -258,7 +309,7 @@ fn with_limiter<T: Default>(
     };
     match rate_limiter::claim(slots, slots.len(), rate) {
         Ok(limiter) => Ok(f(&limiter)),
-        Err(error) => throw(env, Thrown::Range(format!("array {error}"))),
+        Err(error) => throw(env, rate_error(&error)),
     }
 }
 
@@ -289,7 +340,7 @@ pub fn rate_limiter_acquire(
 ) -> Result<f64> {
     let max_wait = match max_wait_ns(max_wait) {
         Ok(ns) => ns,
-        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
+        Err(error) => return throw(&env, rate_error(&error)),
     };
     with_limiter(
         &env,

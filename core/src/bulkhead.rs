@@ -111,30 +111,29 @@ pub enum BulkheadError {
     Foreign { found: u64 },
 }
 
+/// In the core's words; the binding words them with the JavaScript options.
 impl std::fmt::Display for BulkheadError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            BulkheadError::Permits { got } => write!(
-                f,
-                "maxConcurrent must be an integer from 1 to {MAX_PERMITS}, got {got}"
-            ),
-            BulkheadError::Places { got } => write!(
-                f,
-                "maxQueue must be an integer from 0 to {MAX_PERMITS}, got {got}"
-            ),
-            BulkheadError::TooShort { length, required } => write!(
-                f,
-                "must have at least {required} elements (Bulkhead.arrayLength(options)), got {length}"
-            ),
-            BulkheadError::Mismatch { permits, places } => write!(
-                f,
-                "already holds a bulkhead with maxConcurrent {permits} and maxQueue {places}; \
-                 every bulkhead over one array must have the same"
-            ),
-            BulkheadError::Foreign { found } => write!(
-                f,
-                "holds data that is not a bulkhead (slots 4 and 5 hold {found:#x})"
-            ),
+            BulkheadError::Permits { got } => {
+                write!(f, "permits: an integer from 1 to {MAX_PERMITS}, got {got}")
+            }
+            BulkheadError::Places { got } => {
+                write!(
+                    f,
+                    "queue places: an integer from 0 to {MAX_PERMITS}, got {got}"
+                )
+            }
+            BulkheadError::TooShort { length, required } => {
+                write!(f, "memory: {length} slots, {required} needed")
+            }
+            BulkheadError::Mismatch { permits, places } => {
+                write!(
+                    f,
+                    "memory: a bulkhead of {permits} permits and {places} places"
+                )
+            }
+            BulkheadError::Foreign { found } => write!(f, "memory: not a bulkhead ({found:#x})"),
         }
     }
 }

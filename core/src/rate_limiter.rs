@@ -75,36 +75,17 @@ pub enum RateError {
     },
 }
 
+/// In the core's words; the binding words them with the JavaScript options.
 impl std::fmt::Display for RateError {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         match self {
-            RateError::Limit { got } => {
-                write!(f, "limit must be an integer from 1 to {MAX_LIMIT}, got {got}")
-            }
-            RateError::Interval { got } => write!(
-                f,
-                "interval must be an integer number of milliseconds from 1 to {MAX_WAIT_MS}, got {got}"
-            ),
-            RateError::Burst { got } => {
-                write!(f, "burst must be an integer from 1 to {MAX_LIMIT}, got {got}")
-            }
-            RateError::MaxWait { got } => write!(
-                f,
-                "maxWait must be a number of milliseconds from 0 to {MAX_WAIT_MS}, got {got}"
-            ),
-            RateError::TooShort { length } => write!(
-                f,
-                "must have at least {SLOTS} elements (RateLimiter.arrayLength()), got {length}"
-            ),
-            RateError::Mismatch => write!(
-                f,
-                "already holds a rate limiter with another limit, interval or burst; \
-                 every rate limiter over one array must have the same"
-            ),
-            RateError::Foreign { found } => write!(
-                f,
-                "holds data that is not a rate limiter (slots 4 and 5 hold {found:#x})"
-            ),
+            RateError::Limit { got } => write!(f, "limit: 1 to {MAX_LIMIT}, got {got}"),
+            RateError::Interval { got } => write!(f, "interval: 1 to {MAX_WAIT_MS} ms, got {got}"),
+            RateError::Burst { got } => write!(f, "burst: 1 to {MAX_LIMIT}, got {got}"),
+            RateError::MaxWait { got } => write!(f, "max wait: 0 to {MAX_WAIT_MS} ms, got {got}"),
+            RateError::TooShort { length } => write!(f, "memory: {length} slots, {SLOTS} needed"),
+            RateError::Mismatch => write!(f, "memory: a rate limiter of another rate"),
+            RateError::Foreign { found } => write!(f, "memory: not a rate limiter ({found:#x})"),
         }
     }
 }
