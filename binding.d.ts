@@ -9,6 +9,12 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * Makes `callback(kind, id, text)` this thread's listener for the agent
+ * (once per thread; unref'd, released when the thread's env goes away).
+ */
+export declare function agentListen(callback: unknown): void
+
 /** Array length (in Int32 slots) a breaker with these options needs. */
 export declare function arrayLength(failureThreshold: number, resetTimeout: number, policies: PolicyOptions): number
 
@@ -171,3 +177,20 @@ export interface Totals {
 
 /** The transition that made generation `generation`, or null if the log no longer holds it. */
 export declare function transition(id: number, generation: number): LoggedTransition | null
+
+/** Stops watch `id` (from `watchFile`); its watcher stops with its last watch. */
+export declare function unwatchFile(id: number): void
+
+/**
+ * Wakes every watcher, in any process, of the breaker file under `array`
+ * (after a transition). Does nothing for other arrays.
+ */
+export declare function wakeFile(array: unknown): void
+
+/**
+ * Starts telling this thread (through its listener) whenever the
+ * GENERATION word of the breaker file under `array` changes from `seen`.
+ * Returns the watch's id, or -1 where futexes are not available or
+ * `array` is not over a breaker file (the caller polls instead).
+ */
+export declare function watchFile(array: unknown, seen: number): number

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.agentListen = nativeBinding.agentListen
 module.exports.arrayLength = nativeBinding.arrayLength
 module.exports.create = nativeBinding.create
 module.exports.dispose = nativeBinding.dispose
@@ -851,3 +852,6 @@ module.exports.state = nativeBinding.state
 module.exports.stats = nativeBinding.stats
 module.exports.totals = nativeBinding.totals
 module.exports.transition = nativeBinding.transition
+module.exports.unwatchFile = nativeBinding.unwatchFile
+module.exports.wakeFile = nativeBinding.wakeFile
+module.exports.watchFile = nativeBinding.watchFile

@@ -22,6 +22,7 @@ use std::ffi::c_void;
 use std::sync::atomic::{AtomicI32, AtomicUsize, Ordering};
 use std::sync::Arc;
 
+pub mod agent;
 mod clock;
 mod file;
 
