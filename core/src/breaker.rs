@@ -599,7 +599,7 @@ impl<C: Cells> Breaker<C> {
         let now = &now;
         if self.control().load(Acquire) as u32 != State::Closed as u32 {
             let switches = self.switches();
-            if switches.isolations > 0 {
+            if switches.isolations > 0 || self.fleet_held() {
                 self.hold_open(now);
                 return self.reject(stripe);
             }
@@ -948,7 +948,8 @@ impl<C: Cells> Breaker<C> {
         let now = &now;
         loop {
             let (word, timer_word, view) = self.view();
-            if self.switches().isolations > 0 && !matches!(view, View::Invalid) {
+            let held = self.switches().isolations > 0 || self.fleet_held();
+            if held && !matches!(view, View::Invalid) {
                 return State::Open;
             }
             match view {
@@ -1077,7 +1078,7 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Moves any state but OPEN to OPEN.
-    fn hold_open(&self, now: &impl Clock) -> Option<Transition> {
+    pub(crate) fn hold_open(&self, now: &impl Clock) -> Option<Transition> {
         loop {
             let word = self.control().load(Acquire);
             if state_raw(word) == State::Open as u32 {
@@ -1091,7 +1092,7 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Closes the breaker now, whatever its state, and starts its counts over.
-    fn close_now(&self, now: &impl Clock) -> Option<Transition> {
+    pub(crate) fn close_now(&self, now: &impl Clock) -> Option<Transition> {
         self.cells.word(FAILURE_COUNT).store(0, Release);
         loop {
             let word = self.control().load(Acquire);

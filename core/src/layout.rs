@@ -11,8 +11,8 @@
 //!        4  FAILURE_COUNT              consecutive failures
 //!        5  LAYOUT_VERSION             0 in a fresh buffer, LAYOUT_MAGIC once used
 //!        6  LAST_FAILURE_TIME (+7 _HI) ms since the epoch, 0 = never
-//!        8  MODE                       bit 0: disabled (every call runs)
-//!        9  (unused)
+//!        8  MODE                       bit 0: disabled (every call runs), bit 1: fleet hold
+//!        9  FLEET_LEASE                the fleet probe lease this host acts on, see `fleet`
 //!       10  REOPENINGS                 failed probes since the breaker last closed
 //!       12  HALF_OPEN (+13 _HI)        generation:32 | probes running:16 | successes:16
 //!       14  FEATURES (+15 _HI)         what lies past SLOT_COUNT, see `features`
@@ -53,6 +53,13 @@ pub const LAST_FAILURE_TIME: usize = 6;
 pub const MODE: usize = 8;
 /// Every call runs and nothing opens the breaker, while this bit of [`MODE`] is set.
 pub const MODE_DISABLED: i32 = 1;
+/// While this bit of [`MODE`] is set the fleet holds the breaker OPEN, as an
+/// isolation does (no local probe). A flag, not a count: every process of a
+/// host sets and clears it alike. See `fleet`.
+pub const MODE_FLEET_HOLD: i32 = 2;
+/// The fleet probe lease this host is acting on (0: none), so that one
+/// process of the host acts on a lease. See `fleet`.
+pub const FLEET_LEASE: usize = 9;
 /// Isolations (64-bit): the isolation epoch (bumped by `reset()`) in the
 /// high 48 bits, the isolations not yet released in the low 16; while any is
 /// held the breaker stays OPEN.
@@ -107,7 +114,7 @@ pub const fn stripe_slot(stripe: usize, offset: usize) -> usize {
     STRIPE_BASE + (stripe % STRIPES) * STRIPE_STRIDE + offset
 }
 
-const HEADER_NAMES: [(usize, &str); 18] = [
+const HEADER_NAMES: [(usize, &str); 19] = [
     (STATE, "STATE"),
     (GENERATION, "GENERATION"),
     (TIMER, "TIMER"),
@@ -117,6 +124,7 @@ const HEADER_NAMES: [(usize, &str); 18] = [
     (LAST_FAILURE_TIME, "LAST_FAILURE_TIME"),
     (LAST_FAILURE_TIME + 1, "LAST_FAILURE_TIME_HI"),
     (MODE, "MODE"),
+    (FLEET_LEASE, "FLEET_LEASE"),
     (REOPENINGS, "REOPENINGS"),
     (HALF_OPEN, "HALF_OPEN"),
     (HALF_OPEN + 1, "HALF_OPEN_HI"),

@@ -10,6 +10,7 @@ pub mod cells;
 pub mod clock;
 pub mod features;
 pub mod file;
+pub mod fleet;
 pub mod histogram;
 pub mod layout;
 pub mod window;
