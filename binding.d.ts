@@ -38,6 +38,59 @@ export declare function dispose(owner: object): boolean
 /** The whole content of a new breaker file of `slots` slots: header and zeroed slots. */
 export declare function fileImage(slots: number): Buffer
 
+/**
+ * Joins breaker `id` of this thread to the fleet; returns its listener
+ * token. A bad URL throws a TypeError; an unreachable store or a refused
+ * password arrives later as `fleetDegraded`.
+ */
+export declare function fleetJoin(id: number, options: FleetJoinOptions): number
+
+/** What the facade passes after checking every option (docs/fleet.md). */
+export interface FleetJoinOptions {
+  url: string
+  host: string
+  key: string
+  quorum: number
+  voteWindow: number
+  openMs: number
+  maxOpenMs: number
+  lease: number
+  commandTimeout: number
+  refresh: number
+  cluster: boolean
+}
+
+/** Breaker `token` leaves the fleet (dispose). */
+export declare function fleetLeave(token: number): void
+
+/**
+ * A transition was made through breaker `token`: a local opening (one the
+ * fleet did not make) is this host's trip vote. Only ever called on a
+ * transition, never per call.
+ */
+export declare function fleetNoticed(token: number): void
+
+/**
+ * Operator actions on the whole fleet (the local effect is the caller's):
+ * 0 isolate, 1 release an isolation, 2 reset, 3 disable, 4 enable.
+ */
+export declare function fleetOp(token: number, op: number): void
+
+export declare function fleetStats(token: number): FleetStats | null
+
+/** `getStats().fleet`. */
+export interface FleetStats {
+  host: string
+  connected: boolean
+  /** 'open', 'closed', or 'unknown' before the store first answered. */
+  state: string
+  /** The fleet record's version (`epoch.seq`), '' before the first. */
+  version: string
+  quorum: number
+  /** Whether the fleet holds this host OPEN now. */
+  held: boolean
+}
+
 /** Forces a new half-open episode: the next caller probes. */
 export declare function forceHalfOpen(id: number): void
 

@@ -11,6 +11,14 @@ const native = require('./native.js')
 
 const KIND_WAKE = 0
 
+// The actor id the fleet's transitions are logged with (src/agent/fleet.rs
+// FLEET_ACTOR): their events say `fleet: true`.
+const FLEET_ACTOR = 0xfffff
+
+// Fleet listener tokens by array (lib/fleet.js): a transition made through
+// an array with any is told to the agent (watch.js).
+const fleetTokens = new WeakMap()
+
 const handlers = new Map()
 let installed = false
 
@@ -60,4 +68,4 @@ function unwatchFile(id) {
   native.unwatchFile(id)
 }
 
-module.exports = { onMessage, watchFile, unwatchFile }
+module.exports = { onMessage, watchFile, unwatchFile, FLEET_ACTOR, fleetTokens }

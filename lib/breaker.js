@@ -20,9 +20,13 @@ const { afterTransition, TRANSITION_UNKNOWN, unwatch, watch } = require('./watch
 const { BreakerContext } = require('./context.js')
 const { GeneralPath } = require('./general.js')
 const { statsObject } = require('./stats.js')
+const fleetMode = require('./fleet.js')
 const { prometheusText } = require('./metrics.js')
 
 const CLOSED = CircuitBreakerStates.CLOSED
+
+// Set while `fromFile` builds its throwaway breaker (options check only).
+let checkingOnly = false
 const STATE_EVENTS = ['open', 'halfOpen', 'close']
 const CALL_EVENTS = ['success', 'failure', 'reject', 'timeout', 'fallback']
 
@@ -48,6 +52,8 @@ class CircuitBreaker extends EventEmitter {
   #calls
   #general = false
   #stateListeners = false
+  // Fleet mode (fleet.js): { op, stats, leave }, or undefined.
+  #fleet
 
   constructor(sharedArray, failureThreshold, resetTimeout, openFallback, failureFallback) {
     super()
@@ -57,6 +63,7 @@ class CircuitBreaker extends EventEmitter {
     this.#resetTimeout = config.resetTimeout
     this.#openFallback = config.openFallback
     this.#failureFallback = config.failureFallback
+    const fleet = fleetMode.readFleetOptions(config.fleet, config)
     // Validates the array (TypeError / RangeError) and the numbers (RangeError).
     const id = native.create(
       this,
@@ -71,6 +78,7 @@ class CircuitBreaker extends EventEmitter {
     // handle) cannot be collected.
     const context = new BreakerContext(this, id, sharedArray, config)
     this.#context = context
+    if (fleet !== undefined && !checkingOnly) this.#fleet = fleetMode.joinFleet(context, fleet)
     const batch = successBatch(context)
     this.#calls = new GeneralPath(context, batch)
     const recordSuccess = batch.recordSuccess
@@ -103,7 +111,13 @@ class CircuitBreaker extends EventEmitter {
   static fromFile(path, options) {
     // The breaker's own options are checked before any file is created.
     const breakerOptions = typeof options === 'object' && options !== null ? options : undefined
-    new CircuitBreaker(createSharedArray(breakerOptions), options ?? {}).dispose()
+    // The throwaway breaker checks `fleet` too, but joins nothing.
+    checkingOnly = true
+    try {
+      new CircuitBreaker(createSharedArray(breakerOptions), options ?? {}).dispose()
+    } finally {
+      checkingOnly = false
+    }
     return new CircuitBreaker(openBreakerFile(path, options), options ?? {})
   }
 
@@ -229,6 +243,7 @@ class CircuitBreaker extends EventEmitter {
       )
     }
     afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    this.#fleet?.op(fleetMode.OP_ISOLATE)
     let released = false
     const release = () => {
       if (released) return
@@ -237,6 +252,7 @@ class CircuitBreaker extends EventEmitter {
       native.releaseIsolation(this.#live(), epoch)
       released = true
       afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+      this.#fleet?.op(fleetMode.OP_RELEASE)
     }
     const handle = { release }
     if (typeof Symbol.dispose === 'symbol') handle[Symbol.dispose] = release
@@ -260,17 +276,20 @@ class CircuitBreaker extends EventEmitter {
   #reset() {
     native.reset(this.#live())
     afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    this.#fleet?.op(fleetMode.OP_RESET)
   }
 
   /** Lets every call through in every thread, counting as usual but never opening. */
   disable() {
     native.setDisabled(this.#live(), true)
     afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    this.#fleet?.op(fleetMode.OP_DISABLE)
   }
 
   /** Undoes `disable()` for every thread. */
   enable() {
     native.setDisabled(this.#live(), false)
+    this.#fleet?.op(fleetMode.OP_ENABLE)
   }
 
   /** Calls that settled or were rejected, in every thread sharing the buffer. */
@@ -311,7 +330,9 @@ class CircuitBreaker extends EventEmitter {
 
   #stats() {
     publishWaiting()
-    return statsObject(this.#config.name, native.stats(this.#live()))
+    const stats = statsObject(this.#config.name, native.stats(this.#live()))
+    stats.fleet = this.#fleet?.stats() ?? null
+    return stats
   }
 
   /** `getStats()`, for `JSON.stringify`. */
@@ -406,6 +427,7 @@ class CircuitBreaker extends EventEmitter {
     publishWaiting()
     if (this.#stateListeners) unwatch(context, context.array)
     this.#stateListeners = false
+    this.#fleet?.leave()
     context.array = DISPOSED
     this.#gate = DISPOSED
     native.dispose(this)

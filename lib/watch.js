@@ -7,7 +7,7 @@ const { performance } = require('node:perf_hooks')
 const { STATE_NAMES } = require('./constants.js')
 const { GENERATION, LOG_ENTRIES, LOG_GENERATION, LOG_ENTRY_SLOTS } = require('./slots.js')
 const native = require('./native.js')
-const { watchFile, unwatchFile } = require('./agent.js')
+const { watchFile, unwatchFile, FLEET_ACTOR, fleetTokens } = require('./agent.js')
 
 const EVENT_OF_STATE = ['close', 'open', 'halfOpen']
 
@@ -37,7 +37,11 @@ const TRANSITION_UNKNOWN = -1
  * breaker file's mapping is polled instead: nothing to wake).
  */
 function afterTransition(array, code) {
-  if (code !== 0) wake(array)
+  if (code === 0) return
+  wake(array)
+  // A fleet breaker's agent hears of it (a local trip is a vote).
+  const tokens = fleetTokens.get(array)
+  if (tokens !== undefined) for (const token of tokens) return void native.fleetNoticed(token)
 }
 
 // Watches by buffer, then by the array's byteOffset: two breakers may live
@@ -174,6 +178,7 @@ function deliver(entry, generation) {
         threadId: logged.threadId,
         generation: g,
       }
+      if (logged.threadId === FLEET_ACTOR) event.fleet = true
       for (const breaker of entry.breakers) breaker.emitState(EVENT_OF_STATE[logged.state], event)
     }
     if (g === generation) break

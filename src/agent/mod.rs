@@ -9,6 +9,7 @@
 //! JavaScript watch reads the transition log as before. A watcher whose last
 //! listener leaves (or whose thread exits) stops.
 
+pub mod fleet;
 pub mod futex;
 pub mod tsfn;
 
@@ -115,6 +116,7 @@ fn remove_listeners(drop_it: impl Fn(usize, u32) -> bool) {
 /// Called from an env's cleanup hook: its listeners are gone.
 pub(crate) fn env_gone(env: usize) {
     remove_listeners(|e, _| e == env);
+    fleet::env_gone(env);
 }
 
 /// The mapping holding `value` (an `Int32Array` over a breaker file) and
@@ -159,6 +161,12 @@ fn file_generation(
 /// (once per thread; unref'd, released when the thread's env goes away).
 #[napi]
 pub fn agent_listen(env: Env, callback: Unknown) -> Result<()> {
+    if callback.get_type()? != napi::ValueType::Function {
+        return crate::throw(
+            &env,
+            crate::Thrown::Type("callback must be a function".into()),
+        );
+    }
     // SAFETY: live handles of this call.
     unsafe { tsfn::install(env.raw(), callback.raw()) }
 }
