@@ -6,27 +6,11 @@ import { test, describe, before, after } from 'node:test'
 import assert from 'node:assert/strict'
 import { skipUnlessServer, startRedis } from './support/redis.mjs'
 import { commandCalls } from './support/resp.mjs'
-import { startDependency, startHost, until } from './support/hosts.mjs'
+import { connected, fleetOf, startDependency, until } from './support/hosts.mjs'
 
 const skip = skipUnlessServer()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-const SETTINGS = { failureThreshold: 3, resetTimeout: 1000, quorum: 2, refresh: 200, lease: 2000, commandTimeout: 250 }
-
-async function fleetOf(count, redis, dependency, key, extra = {}) {
-  return Promise.all(
-    Array.from({ length: count }, (_, i) =>
-      startHost(`h${i}`, { ...SETTINGS, url: redis.url, dependency: dependency.url, key, ...extra }),
-    ),
-  )
-}
-
-// Until every host's agent has read the record (its stats say connected).
-async function connected(hosts) {
-  for (const host of hosts) {
-    await until(async () => (await host.ask('stats')).fleet?.connected, 5000, `${host.name} connected`)
-  }
-}
 
 describe('fleet mode', { skip }, () => {
   let redis

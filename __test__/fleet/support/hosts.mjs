@@ -115,3 +115,22 @@ export async function startHost(name, settings) {
   }
   return host
 }
+
+/** The settings the fleet tests use unless told otherwise. */
+export const SETTINGS = { failureThreshold: 3, resetTimeout: 1000, quorum: 2, refresh: 200, lease: 2000, commandTimeout: 250 }
+
+/** `count` hosts h0, h1, ... of the breaker `key` on the store at `store.url`. */
+export async function fleetOf(count, store, dependency, key, extra = {}) {
+  return Promise.all(
+    Array.from({ length: count }, (_, i) =>
+      startHost(`h${i}`, { ...SETTINGS, url: store.url, dependency: dependency.url, key, ...extra }),
+    ),
+  )
+}
+
+/** Until every host's agent has read the record (its stats say connected). */
+export async function connected(hosts, ms = 5000) {
+  for (const host of hosts) {
+    await until(async () => (await host.ask('stats')).fleet?.connected, ms, `${host.name} connected`)
+  }
+}
