@@ -2,34 +2,26 @@
 // through a TCP proxy (delay, drop, blackhole), CLIENT PAUSE, a 3-master
 // Redis Cluster; operators acting on the whole fleet; the agent's life in a
 // process. Skipped when redis-server is missing unless FLEET_TESTS_REQUIRED=1.
-import { test, describe, before, after } from 'node:test'
+import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawn } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { skipUnlessServer, startCluster, startRedis } from './support/redis.mjs'
+import { skipUnlessServer, startCluster } from './support/redis.mjs'
 import { startProxy } from './support/proxy.mjs'
-import { connected, fleetOf, startDependency, until } from './support/hosts.mjs'
+import { connected, fleetOf, storeAndDependency, until } from './support/hosts.mjs'
 
 const skip = skipUnlessServer()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 const INDEX = fileURLToPath(new URL('../../index.js', import.meta.url))
 
 describe('fleet mode under faults', { skip }, () => {
-  let redis
-  let dependency
-  before(async () => {
-    redis = await startRedis()
-    dependency = await startDependency()
-  })
-  after(async () => {
-    dependency?.close()
-    await redis?.stop()
-  })
+  const world = storeAndDependency()
 
   test('through a proxy: a slow store still opens the fleet; past the command timeout, a drop and a blackhole degrade it; calls never fail; it recovers', async () => {
+    const { redis, dependency } = world
     const proxy = await startProxy(redis.port)
     const hosts = await fleetOf(2, { url: `redis://127.0.0.1:${proxy.port}` }, dependency, 'proxied')
     try {
@@ -66,6 +58,7 @@ describe('fleet mode under faults', { skip }, () => {
   })
 
   test('CLIENT PAUSE: the hosts degrade and run on their own, then recover', async () => {
+    const { redis, dependency } = world
     const hosts = await fleetOf(2, redis, dependency, 'paused')
     try {
       await connected(hosts)
@@ -83,6 +76,7 @@ describe('fleet mode under faults', { skip }, () => {
   })
 
   test('isolate(), release, disable() and reset() on one host act on every host', async () => {
+    const { redis, dependency } = world
     const hosts = await fleetOf(3, redis, dependency, 'operators', { resetTimeout: 60000 })
     try {
       await connected(hosts)
@@ -111,6 +105,7 @@ describe('fleet mode under faults', { skip }, () => {
   })
 
   test('a 3-master Redis Cluster: the quorum opens every host', async () => {
+    const { redis, dependency } = world
     const cluster = await startCluster()
     const hosts = await fleetOf(3, cluster, dependency, 'clustered', { cluster: true })
     try {
@@ -128,6 +123,7 @@ describe('fleet mode under faults', { skip }, () => {
   })
 
   test('one process: 2 store connections for 3 breakers in 3 threads; the last dispose() stops the agent; the process exits by itself', async () => {
+    const { redis, dependency } = world
     const folder = fs.mkdtempSync(path.join(os.tmpdir(), 'cbjs-agent-life-'))
     const script = `
 const fs = require('node:fs')

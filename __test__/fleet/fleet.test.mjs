@@ -2,29 +2,20 @@
 // (each with its own breaker file and two worker threads), the dependency a
 // local http server that counts calls. Skipped when redis-server is missing
 // unless FLEET_TESTS_REQUIRED=1.
-import { test, describe, before, after } from 'node:test'
+import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { skipUnlessServer, startRedis } from './support/redis.mjs'
 import { commandCalls } from './support/resp.mjs'
-import { connected, fleetOf, startDependency, until } from './support/hosts.mjs'
+import { connected, fleetOf, storeAndDependency, until } from './support/hosts.mjs'
 
 const skip = skipUnlessServer()
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-
 describe('fleet mode', { skip }, () => {
-  let redis
-  let dependency
-  before(async () => {
-    redis = await startRedis()
-    dependency = await startDependency()
-  })
-  after(async () => {
-    dependency?.close()
-    await redis?.stop()
-  })
+  const world = storeAndDependency()
 
   test('quorum: one host tripping opens only itself; a second opens all 4, their open events say fleet; exactly one probe among 4 hosts x 2 workers closes them all', async () => {
+    const { redis, dependency } = world
     const hosts = await fleetOf(4, redis, dependency, 'quorum')
     try {
       await connected(hosts)
@@ -69,6 +60,7 @@ describe('fleet mode', { skip }, () => {
   })
 
   test('the probing host is SIGKILLed: after its lease another host probes', async () => {
+    const { redis, dependency } = world
     const hosts = await fleetOf(3, redis, dependency, 'sigkill', { lease: 1000, quorum: 1 })
     try {
       await connected(hosts)
@@ -98,6 +90,7 @@ describe('fleet mode', { skip }, () => {
   })
 
   test('FLUSHALL while open: no host closes by itself', async () => {
+    const { redis, dependency } = world
     const hosts = await fleetOf(2, redis, dependency, 'flush', { quorum: 1, resetTimeout: 60000 })
     try {
       await connected(hosts)
@@ -117,6 +110,7 @@ describe('fleet mode', { skip }, () => {
   })
 
   test('0 store commands for 100,000 CLOSED calls and for 100,000 OPEN rejections', async () => {
+    const { redis, dependency } = world
     const [host] = await fleetOf(1, redis, dependency, 'quiet', { refresh: 3600000, resetTimeout: 600000, quorum: 5 })
     try {
       await connected([host])
@@ -145,6 +139,7 @@ describe('fleet mode', { skip }, () => {
   })
 
   test('redis killed and restarted under load: no call fails because of the store; fleetDegraded then fleetRecovered', async () => {
+    const { redis, dependency } = world
     const hosts = await fleetOf(2, redis, dependency, 'outage')
     try {
       await connected(hosts)
@@ -173,6 +168,7 @@ describe('fleet mode', { skip }, () => {
   })
 
   test('a wrong password: fleetDegraded says the credentials were refused, and the process exits by itself', async () => {
+    const { redis, dependency } = world
     const secured = await startRedis({ password: 'right' })
     try {
       const url = secured.url.replace(':right@', ':wrong@')

@@ -7,6 +7,8 @@ import fs from 'node:fs'
 import http from 'node:http'
 import os from 'node:os'
 import path from 'node:path'
+import { before, after } from 'node:test'
+import { startRedis } from './redis.mjs'
 
 const HOST = new URL('../../fixtures/fleet-host.mjs', import.meta.url)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
@@ -133,4 +135,21 @@ export async function connected(hosts, ms = 5000) {
   for (const host of hosts) {
     await until(async () => (await host.ask('stats')).fleet?.connected, ms, `${host.name} connected`)
   }
+}
+
+/**
+ * For a suite: a redis-server and the mock dependency, started before its
+ * tests and stopped after; `{ redis, dependency }` once started.
+ */
+export function storeAndDependency() {
+  const world = {}
+  before(async () => {
+    world.redis = await startRedis()
+    world.dependency = await startDependency()
+  })
+  after(async () => {
+    world.dependency?.close()
+    await world.redis?.stop()
+  })
+  return world
 }
