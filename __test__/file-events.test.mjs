@@ -96,7 +96,7 @@ setTimeout(() => console.log('listening'), 50)`],
     assert.equal(child.stdout.trim(), 'listening')
   })
 
-  test('200 worker exits with listeners attached, while another thread makes transitions: no crash, no watcher left', () => {
+  test('200 worker exits with state and fleet listeners attached, while another thread makes transitions: no crash, no watcher left', () => {
     const file = newPath()
     const script = `
 const { Worker } = require('node:worker_threads')
@@ -115,7 +115,14 @@ const flip = setInterval(() => {
 const code = \`
 const { parentPort, workerData } = require('node:worker_threads')
 const { CircuitBreaker } = require(\${JSON.stringify(${JSON.stringify(INDEX)})})
-const breaker = CircuitBreaker.fromFile(workerData.file, { failureThreshold: 1, resetTimeout: 60000 })
+// In fleet mode too, with a store that refuses connections: the agent
+// sends fleetDegraded to this thread while it may be exiting.
+const breaker = CircuitBreaker.fromFile(workerData.file, {
+  failureThreshold: 1,
+  resetTimeout: 60000,
+  fleet: { url: 'redis://127.0.0.1:1', key: 'exits' },
+})
+breaker.on('fleetDegraded', () => {})
 let heard = 0
 breaker.on('open', () => heard++)
 breaker.on('close', () => heard++)
