@@ -65,8 +65,8 @@ export declare function fleetLeave(token: number): void
 
 /**
  * A transition was made through breaker `token`: a local opening (one the
- * fleet did not make) is this host's trip vote. Only ever called on a
- * transition, never per call.
+ * fleet did not make, and not an isolation) is this host's trip vote. Only
+ * ever called on a transition, never per call.
  */
 export declare function fleetNoticed(token: number): void
 

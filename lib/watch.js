@@ -39,9 +39,10 @@ const TRANSITION_UNKNOWN = -1
 function afterTransition(array, code) {
   if (code === 0) return
   wake(array)
-  // A fleet breaker's agent hears of it (a local trip is a vote).
+  // A fleet breaker's agent hears of it (a local trip is a vote); any one
+  // token of the array names its member.
   const tokens = fleetTokens.get(array)
-  if (tokens !== undefined) for (const token of tokens) return void native.fleetNoticed(token)
+  if (tokens !== undefined && tokens.size > 0) native.fleetNoticed(tokens.values().next().value)
 }
 
 // Watches by buffer, then by the array's byteOffset: two breakers may live

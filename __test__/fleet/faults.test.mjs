@@ -87,6 +87,15 @@ describe('fleet mode under faults', { skip }, () => {
       assert.equal((await hosts[2].waitEvent('open', since)).payload.fleet, true)
       await hosts[0].ask('release')
       await until(async () => (await hosts[2].ask('state')) === 'CLOSED', 3000, 'the release on h2')
+      // The isolation's opening was no trip vote: one host tripping now is
+      // still one vote.
+      dependency.set('down')
+      await hosts[1].ask('calls', { count: 3, main: true })
+      assert.equal(await hosts[1].ask('state'), 'OPEN')
+      await sleep(500)
+      assert.equal(await hosts[2].ask('state'), 'CLOSED', 'no quorum from an isolation')
+      await hosts[1].ask('reset')
+      dependency.set('up')
       await hosts[1].ask('disable')
       await until(async () => (await hosts[2].ask('stats')).disabled, 3000, 'disabled on h2')
       dependency.set('down')

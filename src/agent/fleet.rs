@@ -243,8 +243,8 @@ fn with_member<R>(token: u32, f: impl FnOnce(&mut Member) -> R) -> Option<R> {
 }
 
 /// A transition was made through breaker `token`: a local opening (one the
-/// fleet did not make) is this host's trip vote. Only ever called on a
-/// transition, never per call.
+/// fleet did not make, and not an isolation) is this host's trip vote. Only
+/// ever called on a transition, never per call.
 #[napi]
 pub fn fleet_noticed(token: u32) {
     with_member(token, |m| {
@@ -267,7 +267,9 @@ pub fn fleet_noticed(token: u32) {
             g = g.wrapping_add(1);
         }
         m.noticed = current;
-        if tripped {
+        // An isolation opens the breaker too (logged like a trip), and is
+        // noticed while it holds: that opening is no vote.
+        if tripped && m.breaker.switches().isolations == 0 {
             if let Some(h) = &m.handle {
                 h.trip_vote();
             }
