@@ -11,6 +11,8 @@
 //                                 million CLOSED calls / OPEN rejections
 //   closed_ratio_fleet_vs_local   time per CLOSED call, fleet breaker over a
 //                                 local one, same process, rounds alternating
+//                                 (closed_ratio_local_vs_local: the same for
+//                                 two local breakers, the noise floor)
 //   cross_process_event_ms {p50, p99}
 //                                 a transition in one process to the listener
 //                                 in another, over a breaker file (1,000)
@@ -43,7 +45,7 @@ if (missing !== undefined) {
 const TRIPS = smoke ? 30 : 200
 const CALLS = smoke ? 100_000 : 1_000_000
 const EVENTS = smoke ? 300 : 1000
-const RATIO_ROUNDS = smoke ? 4 : 10
+const RATIO_ROUNDS = smoke ? 5 : 15
 const RATIO_CALLS = smoke ? 50_000 : 200_000
 
 const round3 = (x) => Math.round(x * 1000) / 1000
@@ -104,31 +106,35 @@ async function storeCommands(redis, dependency) {
   }
 }
 
+// Time per CLOSED call of a fleet breaker over a local one, both over a
+// SharedArrayBuffer in this process: rounds of local, fleet, fleet, local
+// (so drift cancels), the median of the rounds' ratios. The same with a
+// second local breaker in the fleet one's place gives the noise floor.
 async function closedRatio(redis) {
   const length = CircuitBreaker.arrayLength()
-  const local = new CircuitBreaker(new Int32Array(new SharedArrayBuffer(length * 4)))
-  const fleet = new CircuitBreaker(new Int32Array(new SharedArrayBuffer(length * 4)), {
-    fleet: { url: redis.url, key: 'bench-ratio', host: 'bench' },
-  })
+  const array = () => new Int32Array(new SharedArrayBuffer(length * 4))
+  const local = new CircuitBreaker(array())
+  const other = new CircuitBreaker(array())
+  const fleet = new CircuitBreaker(array(), { fleet: { url: redis.url, key: 'bench-ratio', host: 'bench' } })
   const task = () => Promise.resolve(1)
   const time = async (breaker) => {
     const start = process.hrtime.bigint()
     for (let i = 0; i < RATIO_CALLS; i++) await breaker.execute(task)
     return Number(process.hrtime.bigint() - start) / RATIO_CALLS
   }
-  await time(local)
-  await time(fleet)
-  const ratios = []
-  for (let round = 0; round < RATIO_ROUNDS; round++) {
-    const [first, second] = round % 2 === 0 ? [local, fleet] : [fleet, local]
-    const a = await time(first)
-    const b = await time(second)
-    ratios.push(first === fleet ? a / b : b / a)
+  const ratio = async (subject) => {
+    const ratios = []
+    for (let round = 0; round < RATIO_ROUNDS; round++) {
+      const a = await time(local)
+      const b = (await time(subject)) + (await time(subject))
+      ratios.push(b / (a + (await time(local))))
+    }
+    return round3(ratios.sort((x, y) => x - y)[Math.floor(ratios.length / 2)])
   }
-  local.dispose()
-  fleet.dispose()
-  ratios.sort((a, b) => a - b)
-  return round3(ratios[Math.floor(ratios.length / 2)])
+  for (const breaker of [local, other, fleet]) await time(breaker)
+  const result = { fleet: await ratio(fleet), noise: await ratio(other) }
+  for (const breaker of [local, other, fleet]) breaker.dispose()
+  return result
 }
 
 const redis = await startRedis()
@@ -139,9 +145,13 @@ try {
     smoke,
     propagation_ms: await propagation(redis, dependency),
     store_commands_per_million_calls: await storeCommands(redis, dependency),
-    closed_ratio_fleet_vs_local: await closedRatio(redis),
-    cross_process_event_ms: summary([]),
+    closed_ratio_fleet_vs_local: null,
+    closed_ratio_local_vs_local: null,
+    cross_process_event_ms: null,
   }
+  const ratios = await closedRatio(redis)
+  result.closed_ratio_fleet_vs_local = ratios.fleet
+  result.closed_ratio_local_vs_local = ratios.noise
   const events = await crossProcessLatency(EVENTS)
   result.cross_process_event_ms = { p50: round3(events.p50), p99: round3(events.p99), samples: events.count }
   result.seconds = Math.round((Date.now() - started) / 100) / 10
