@@ -162,6 +162,10 @@ describe('fleet mode', { skip }, () => {
         assert.ok(o.ok > 100)
       }
       for (const host of hosts) assert.equal((await host.ask('stats')).fleet.connected, true)
+      // The fleet works again on the new server: an isolation reaches the other host.
+      await hosts[0].ask('isolate')
+      await until(async () => (await hosts[1].ask('state')) === 'OPEN', 3000, 'the isolation after the restart')
+      await hosts[0].ask('release')
     } finally {
       await Promise.all(hosts.map((h) => h.stop()))
     }
