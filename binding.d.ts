@@ -18,6 +18,26 @@ export declare function agentListen(callback: unknown): void
 /** Array length (in Int32 slots) a breaker with these options needs. */
 export declare function arrayLength(failureThreshold: number, resetTimeout: number, policies: PolicyOptions): number
 
+/** The numbers the facade and the binding share (see `Constants`). */
+export declare function constants(): Constants
+
+/** The numbers the facade and the binding share. */
+export interface Constants {
+  /** `STATE_NAMES[state]` names a value of the `STATE` slot. */
+  STATE_NAMES: Array<string>
+  ADMIT_RUN: number
+  ADMIT_REJECT: number
+  ADMIT_TRANSITION: number
+  MARK_TIMED_OUT: number
+  MARK_FALLBACK: number
+  MARK_SLOW: number
+  MARK_FILTERED: number
+  /** Isolations one buffer may hold at once. */
+  MAX_ISOLATIONS: number
+  /** Transitions the shared log keeps: the last `LOG_ENTRIES`. */
+  LOG_ENTRIES: number
+}
+
 /**
  * Builds a breaker over `array` and ties its life to `owner`: the breaker is
  * freed when `owner` is garbage collected. Returns the breaker's handle.
@@ -91,8 +111,12 @@ export interface FleetStats {
   held: boolean
 }
 
-/** Forces a new half-open episode: the next caller probes. */
-export declare function forceHalfOpen(id: number): void
+/**
+ * Forces a new half-open episode: the next caller probes. Returns the
+ * transition: 2 (half-opened), or 1 when an isolation holds the breaker
+ * OPEN (isolation wins; the core says "opened" even when it already was).
+ */
+export declare function forceHalfOpen(id: number): number
 
 /**
  * The clock that decides open periods, leases and time windows: ms on the
@@ -103,22 +127,36 @@ export declare function hostClockMs(): number
 
 /**
  * Holds the breaker OPEN for every thread until released or reset.
- * Returns the isolation's epoch (an integer below 2^48), for
- * `releaseIsolation`; -1, taking nothing, when `MAX_ISOLATIONS` are held.
+ * Returns the isolation, or null, taking nothing, when `MAX_ISOLATIONS`
+ * are held already.
  */
-export declare function isolate(id: number): number
+export declare function isolate(id: number): Isolation | null
+
+/** An isolation taken. */
+export interface Isolation {
+  /** For `releaseIsolation`: an integer below 2^48. */
+  epoch: number
+  /** The transition it made: 1 if it opened the breaker, else 0. */
+  transition: number
+}
 
 /** The slot names, in index order: `layout()[i]` names slot `i`. */
 export declare function layout(): Array<string>
 
-/** One logged transition. */
+/** What the transition log answers for one generation. */
 export interface LoggedTransition {
+  /**
+   * `'ready'`: the fields below are set. `'pending'`: not written yet
+   * (its transition is a moment old; ask again). `'gone'`: overwritten
+   * by newer transitions.
+   */
+  status: string
   /** 0 CLOSED, 1 OPEN, 2 HALF_OPEN: the state it moved to. */
-  state: number
+  state?: number
   /** ms since the Unix epoch; 0 if unknown. */
-  time: number
+  time?: number
   /** The `threadId` of the thread that made it (20 bits). */
-  threadId: number
+  threadId?: number
 }
 
 /** The options past the seed's, already type-checked by the facade. */
@@ -139,11 +177,12 @@ export interface PolicyOptions {
 }
 
 /**
- * Releases one isolation taken in `epoch`; the last one closes the breaker.
- * An isolation from before a `reset`, or an `epoch` no isolation could have
- * (not an integer from 0 to 2^48 - 1), releases nothing.
+ * Releases one isolation taken in `epoch`; the last one closes the breaker
+ * (returns 3 if that closed it, else 0). An isolation from before a
+ * `reset`, or an `epoch` no isolation could have (not an integer from 0
+ * to 2^48 - 1), releases nothing.
  */
-export declare function releaseIsolation(id: number, epoch: number): void
+export declare function releaseIsolation(id: number, epoch: number): number
 
 /**
  * Reserves the blocks of the first `bytes` bytes of the new breaker file
@@ -155,11 +194,17 @@ export declare function releaseIsolation(id: number, epoch: number): void
  */
 export declare function reserveFile(fd: number, bytes: number): number
 
-/** Closes the breaker and clears the failure run, backoff, window and isolations. */
-export declare function reset(id: number): void
+/**
+ * Closes the breaker and clears the failure run, backoff, window and
+ * isolations. Returns 3 if that closed it, else 0.
+ */
+export declare function reset(id: number): number
 
-/** Disables (every call runs, nothing opens) or enables the breaker, for every thread. */
-export declare function setDisabled(id: number, disabled: boolean): void
+/**
+ * Disables (every call runs, nothing opens) or enables the breaker, for
+ * every thread. Returns 3 if disabling closed it, else 0.
+ */
+export declare function setDisabled(id: number, disabled: boolean): number
 
 /** The state a caller would meet now: 0 CLOSED, 1 OPEN, 2 HALF_OPEN. */
 export declare function state(id: number): number
@@ -228,8 +273,8 @@ export interface Totals {
   lastFailureTime: number
 }
 
-/** The transition that made generation `generation`, or null if the log no longer holds it. */
-export declare function transition(id: number, generation: number): LoggedTransition | null
+/** The transition that made generation `generation`: ready, pending or gone. */
+export declare function transition(id: number, generation: number): LoggedTransition
 
 /** Stops watch `id` (from `watchFile`); its watcher stops with its last watch. */
 export declare function unwatchFile(id: number): void

@@ -17,9 +17,9 @@ export declare const CircuitBreakerKeys: Readonly<
     FAILURE_COUNT: number
     /** Time of the last failure, ms since the epoch (64-bit), 0 if never. */
     LAST_FAILURE_TIME: number
-    /** This stripe's count of settled or rejected calls (64-bit); see the README. */
+    /** This stripe's count of settled or rejected calls (64-bit); see docs/decisions.md. */
     TOTAL_REQUEST_COUNT: number
-    /** This stripe's count of successes (64-bit); see the README. */
+    /** This stripe's count of successes (64-bit); see docs/decisions.md. */
     SUCCESS_COUNT: number
     /** This stripe's time of its last success, ms since the epoch (64-bit). */
     LAST_SUCCESS_TIME: number
@@ -93,6 +93,77 @@ export interface PromClientRegistryLike {
  * @throws {TypeError} the breaker is already registered there, or another with its `name`.
  */
 export declare function registerPrometheus(registry: PromClientRegistryLike, breaker: CircuitBreaker): () => void
+
+/** Options of `dashboard()`. */
+export interface DashboardOptions {
+  /**
+   * The URL path the dashboard answers under: the page at `path`, the event
+   * stream at `path/events`, a snapshot at `path/stats.json`. Default `'/'`.
+   * Under Express's `app.use('/mount', handler)`, leave it `'/'`: Express
+   * strips the mount from `req.url`.
+   */
+  path?: string
+  /** The page's title. Default `'Circuit breakers'`. */
+  title?: string
+  /** State changes kept per breaker for the timeline, 1 to 1000. Default 20. */
+  history?: number
+  /** Pages connected to the event stream at once, 1 to 10000 (more get a 503). Default 32. */
+  maxClients?: number
+}
+
+/** What the dashboard reads of a request (a `node:http` `IncomingMessage`). */
+export interface DashboardRequest {
+  readonly method?: string
+  readonly url?: string
+  on(event: 'close', listener: () => void): unknown
+}
+
+/** What the dashboard calls on a response (a `node:http` `ServerResponse`). */
+export interface DashboardResponse {
+  writeHead(statusCode: number, headers: { [name: string]: string | number }): unknown
+  write(chunk: string): boolean
+  end(chunk?: string): unknown
+  destroy(): unknown
+  on(event: 'close', listener: () => void): unknown
+  readonly writableLength: number
+}
+
+/** A request handler for `node:http`, Express (`next` passes on what is not the dashboard's) or Fastify (raw req/res). */
+export interface DashboardHandler {
+  (req: DashboardRequest, res: DashboardResponse, next?: () => void): void
+  /** Ends every page's event stream and stops listening to the breakers; afterwards every request is passed on (or a 404). */
+  close(): void
+  /** Pages connected to the event stream now. */
+  readonly clients: number
+}
+
+/**
+ * A live, read-only dashboard of `breakers`: one page showing each one's
+ * state, failure run, window, rates, latency percentiles and the last state
+ * changes with the thread that made each, updated through Server-Sent
+ * Events. GET only; anything else is a 405. See docs/dashboard.md.
+ *
+ * @throws {TypeError} / {RangeError} for breakers that are not CircuitBreakers or bad options.
+ */
+export declare function dashboard(breakers: ReadonlyArray<CircuitBreaker>, options?: DashboardOptions): DashboardHandler
+
+/** The parts of an OpenTelemetry `Meter` (`@opentelemetry/api`) that `registerOpenTelemetry` uses. */
+export interface OpenTelemetryMeterLike {
+  createObservableCounter(name: string, options?: any): any
+  createObservableGauge(name: string, options?: any): any
+  addBatchObservableCallback(callback: (result: any) => void, observables: any[]): void
+}
+
+/**
+ * Reports `breaker` through an OpenTelemetry `Meter`: observable counters and
+ * gauges named as the Prometheus metrics (counters without `_total`), with
+ * the same `name` (and `state`) attributes, and the latency percentiles as the
+ * gauge `circuit_breaker_call_duration_seconds` with a `quantile` attribute.
+ * Read at every collection. Returns a function that stops reporting it.
+ *
+ * @throws {TypeError} not a Meter or a breaker; the breaker, or another with its `name`, is registered with the meter already.
+ */
+export declare function registerOpenTelemetry(meter: OpenTelemetryMeterLike, breaker: CircuitBreaker): () => void
 
 /**
  * The global `URL` class where the program's types declare one (`@types/node`,
@@ -386,6 +457,16 @@ export declare class CircuitBreaker {
    * that aborts when the call times out.
    */
   execute<T>(task: (signal?: TaskSignal) => T | PromiseLike<T>): Promise<T>
+
+  /**
+   * `fn` behind this breaker: an async function that calls `fn` with the
+   * arguments and `this` it is called with, through `execute` (what
+   * opossum's `fire` does). It keeps `fn`'s parameter types and resolves
+   * with what `fn` resolves with.
+   *
+   * @throws {TypeError} `fn` is not a function.
+   */
+  wrap<A extends unknown[], R, This = unknown>(fn: (this: This, ...args: A) => R): (this: This, ...args: A) => Promise<Awaited<R>>
 
   /** The array length a breaker with `options` needs (see `arrayLength`). */
   static arrayLength(options?: CircuitBreakerOptions): number

@@ -14,6 +14,8 @@
 //   errors.js     CircuitOpenError, CircuitTimeoutError
 //   stats.js      the getStats() object
 //   metrics.js    Prometheus output
+//   dashboard.js  the live dashboard: a request handler (dashboard-page.js: its page)
+//   opentelemetry.js  OpenTelemetry instruments (the same metrics)
 //   constants.js  the numbers shared with the native binding
 //   slots.js      the slot layout, read from the binding
 //   describe.js   how error messages name what they received
@@ -31,6 +33,8 @@ const {
 const { arrayLength, createSharedArray } = require('./lib/options.js')
 const { openBreakerFile } = require('./lib/files.js')
 const { prometheusText, registerPrometheus } = require('./lib/metrics.js')
+const { dashboard } = require('./lib/dashboard.js')
+const { registerOpenTelemetry } = require('./lib/opentelemetry.js')
 
 module.exports = {
   CircuitBreaker,
@@ -45,5 +49,7 @@ module.exports = {
   openBreakerFile,
   prometheusText,
   registerPrometheus,
+  dashboard,
+  registerOpenTelemetry,
   default: CircuitBreaker,
 }

@@ -14,5 +14,7 @@ export const {
   openBreakerFile,
   prometheusText,
   registerPrometheus,
+  dashboard,
+  registerOpenTelemetry,
 } = cjs
 export default cjs.CircuitBreaker

@@ -6,7 +6,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { readFileSync } from 'node:fs'
 import { createRequire } from 'node:module'
-import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+import CircuitBreaker, { createSharedArray } from 'shared-circuit-breaker'
 
 const native = createRequire(import.meta.url)('../binding.js')
 

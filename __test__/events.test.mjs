@@ -6,7 +6,7 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
-import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+import CircuitBreaker, { CircuitBreakerKeys, createSharedArray } from 'shared-circuit-breaker'
 import { sleep, within, until, startWorker, terminateLeftovers } from './fixtures/policy-harness.mjs'
 
 const WORKER = new URL('./fixtures/policy-worker.mjs', import.meta.url)
@@ -113,6 +113,71 @@ test('a terminated worker does not stop delivery to others', async () => {
   assert.deepEqual(await Promise.all([survivor.end(), tripper.end()]), [0, 0])
 })
 
+// A watch on a SharedArrayBuffer sleeps in Atomics.waitAsync until the
+// thread that makes a transition wakes it: each of these must, and nothing
+// else here does (the probe hangs, so no later transition covers for one).
+test('every transition an admission or an override makes wakes a listener in another thread', async () => {
+  const options = { failureThreshold: 1, resetTimeout: 50 }
+  const array = createSharedArray(options)
+  const breaker = new CircuitBreaker(array, options)
+  const listener = await startWorker({ array, options })
+  await listener.ask('listen', { events: STATE_EVENTS })
+  const heard = async (count, what) => {
+    await until(() => listener.events.length === count, 2000, `the listener heard ${what}`)
+    return listener.events.at(-1).event
+  }
+
+  await breaker.execute(() => Promise.reject(new Error('down'))).catch(() => {})
+  assert.equal(await heard(1, 'the failure open it'), 'open')
+  await sleep(60)
+  // The admission after the reset timeout half-opens the breaker; its probe hangs.
+  breaker.execute(() => new Promise(() => {}))
+  assert.equal(breaker.getState(), 'HALF_OPEN')
+  assert.equal(await heard(2, 'the admission half-open it'), 'halfOpen')
+  breaker.reset()
+  assert.equal(await heard(3, 'reset() close it'), 'close')
+  const isolation = breaker.isolate()
+  assert.equal(await heard(4, 'isolate() open it'), 'open')
+  breaker.transitionToHalfOpen() // isolation wins: no transition
+  isolation.release()
+  assert.equal(await heard(5, 'the release close it'), 'close')
+  breaker.transitionToHalfOpen()
+  assert.equal(await heard(6, 'transitionToHalfOpen()'), 'halfOpen')
+  breaker.disable()
+  assert.equal(await heard(7, 'disable() close it'), 'close')
+  breaker.enable()
+  await sleep(100)
+  assert.deepEqual(
+    listener.events.map(({ event, payload }) => [event, payload.threadId]),
+    [
+      ['open', 0],
+      ['halfOpen', 0],
+      ['close', 0],
+      ['open', 0],
+      ['close', 0],
+      ['halfOpen', 0],
+      ['close', 0],
+    ],
+  )
+  assert.equal(await listener.end(), 0)
+})
+
+test('a call on a breaker whose STATE slot holds junk is refused, and the OPEN it makes is heard', async () => {
+  const options = { failureThreshold: 1, resetTimeout: 60_000 }
+  const array = createSharedArray(options)
+  const breaker = new CircuitBreaker(array, options)
+  const seen = record(breaker)
+  Atomics.store(array, CircuitBreakerKeys.STATE, 7)
+  let ran = false
+  const error = await breaker.execute(() => (ran = true)).catch((e) => e)
+  assert.equal(ran, false, 'the task did not run')
+  assert.equal(error?.code, 'ERR_CIRCUIT_OPEN')
+  assert.equal(breaker.getState(), 'OPEN')
+  await until(() => seen.length === 1, 2000, 'the open was heard')
+  assert.equal(seen[0].event, 'open')
+  breaker.removeAllListeners()
+})
+
 for (const mode of ['main', 'worker']) {
   const where = mode === 'main' ? 'its main thread' : 'a worker thread'
   test(`a process whose breaker has state listeners exits as soon as its work ends (calls from ${where})`, async (t) => {
@@ -152,7 +217,7 @@ for (const mode of ['main', 'worker']) {
 // were collected and how much `arrayBuffers` and the heap grew.
 const BREAKERS = 30000
 const dropListeners = (how) => `
-  const { CircuitBreaker, createSharedArray } = require('circuit-breaker-js')
+  const { CircuitBreaker, createSharedArray } = require('shared-circuit-breaker')
   let collected = 0
   const registry = new FinalizationRegistry(() => collected++)
   const listener = () => {}

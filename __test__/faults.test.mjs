@@ -10,7 +10,7 @@ import assert from 'node:assert/strict'
 import { spawn, spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
 import { once } from 'node:events'
-import CircuitBreaker, { createSharedArray, isCircuitOpenError } from 'circuit-breaker-js'
+import CircuitBreaker, { createSharedArray, isCircuitOpenError } from 'shared-circuit-breaker'
 import { startWorker as startFixture } from './support/messages.mjs'
 
 const WORKER = new URL('./fixtures/fault-worker.mjs', import.meta.url)
@@ -96,7 +96,7 @@ test('a process that creates breakers, opens them and ends its work exits at onc
   const script = `
     import { Worker } from 'node:worker_threads'
     import { once } from 'node:events'
-    import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+    import CircuitBreaker, { createSharedArray } from 'shared-circuit-breaker'
     const shared = createSharedArray()
     const breakers = []
     for (let i = 0; i < 100; i++) {
@@ -109,7 +109,7 @@ test('a process that creates breakers, opens them and ends its work exits at onc
     probing.transitionToHalfOpen()
     probing.execute(() => new Promise(() => {}))
     const code = "const { workerData } = require('node:worker_threads');" +
-      "const { CircuitBreaker } = require('circuit-breaker-js');" +
+      "const { CircuitBreaker } = require('shared-circuit-breaker');" +
       "const b = new CircuitBreaker(workerData, 1, 600000);" +
       "b.execute(() => Promise.reject(new Error('x'))).catch(() => {})"
     const worker = new Worker(code, { eval: true, workerData: shared, execArgv: [] })
@@ -141,7 +141,7 @@ test('a process that creates breakers, opens them and ends its work exits at onc
 // still pending. The call's result must still be recorded on the breaker's
 // own buffer, and must never reach another breaker nor crash the process.
 const droppedBreaker = ({ probe, succeed, reuse }) => `
-  import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+  import CircuitBreaker, { createSharedArray } from 'shared-circuit-breaker'
   const array = createSharedArray()
   let settle
   await (async () => {

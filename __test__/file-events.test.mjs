@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import CircuitBreaker from 'circuit-breaker-js'
+import CircuitBreaker from 'shared-circuit-breaker'
 import { crossProcessLatency } from './support/file-events.mjs'
 
 const linux = process.platform === 'linux'

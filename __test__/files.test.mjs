@@ -5,7 +5,7 @@ import { fork, spawnSync } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import CircuitBreaker, { CircuitBreakerKeys, CircuitOpenError, openBreakerFile } from 'circuit-breaker-js'
+import CircuitBreaker, { CircuitBreakerKeys, CircuitOpenError, openBreakerFile } from 'shared-circuit-breaker'
 
 const base = fs.existsSync('/dev/shm') ? '/dev/shm' : os.tmpdir()
 const folder = fs.mkdtempSync(path.join(base, 'cbjs-test-'))
@@ -141,7 +141,7 @@ describe('a breaker file shared by processes', () => {
   test('processes that create the same new file at once all join one breaker', async () => {
     const file = newPath()
     const script = `
-      import CircuitBreaker from 'circuit-breaker-js'
+      import CircuitBreaker from 'shared-circuit-breaker'
       const breaker = CircuitBreaker.fromFile(${JSON.stringify(file)})
       for (let i = 0; i < 1000; i++) await breaker.execute(async () => i)
     `
@@ -230,7 +230,7 @@ describe('breaker files', () => {
     const file = newPath()
     const script = `
       const fs = require('node:fs')
-      const { CircuitBreaker, openBreakerFile } = require('circuit-breaker-js')
+      const { CircuitBreaker, openBreakerFile } = require('shared-circuit-breaker')
       const mapped = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((l) => l.includes(${JSON.stringify(file)})).length
       const settle = async () => { for (let i = 0; i < 4; i++) { gc(); await new Promise((r) => setImmediate(r)) } }
       ;(async () => {
@@ -343,7 +343,7 @@ describe('breaker files', () => {
       // The module is loaded before the child drops its rights: the checkout
       // may sit where that user cannot read (a 0700 folder, /root).
       const script = `
-        const { openBreakerFile } = require('circuit-breaker-js')
+        const { openBreakerFile } = require('shared-circuit-breaker')
         process.setgid(65534); process.setuid(65534)
         try { openBreakerFile(${JSON.stringify(file)}); console.log('opened') }
         catch (error) { console.log(error.code) }
@@ -394,7 +394,7 @@ describe('breaker files: writing, names, links and mappings', () => {
     runChild(
       `const native = require('./lib/native.js')
       ${reserve ? '' : 'native.reserveFile = () => 0 // as where posix_fallocate is missing'}
-      const { CircuitBreaker } = require('circuit-breaker-js')
+      const { CircuitBreaker } = require('shared-circuit-breaker')
       try {
         CircuitBreaker.fromFile(${JSON.stringify(file)}, { histogram: true })
         console.log(JSON.stringify({ opened: true }))
@@ -432,7 +432,7 @@ describe('breaker files: writing, names, links and mappings', () => {
     const file = path.join(dir, 'breaker')
     const script = `
       const fs = require('node:fs')
-      const { CircuitBreaker } = require('circuit-breaker-js')
+      const { CircuitBreaker } = require('shared-circuit-breaker')
       fs.writeFileSync(${JSON.stringify(path.join(dir, 'fill'))}, Buffer.alloc(8192))
       let result
       try {
@@ -473,8 +473,10 @@ describe('breaker files: writing, names, links and mappings', () => {
     fs.chmodSync(dir, 0o555)
     const file = path.join(dir, 'breaker')
     const result = runChild(`
+      // Loaded first: as nobody, the checkout itself may be out of reach (a 0700 folder).
+      const { openBreakerFile } = require('shared-circuit-breaker')
       if (process.getuid() === 0) { process.setgid(65534); process.setuid(65534) }
-      try { require('circuit-breaker-js').openBreakerFile(${JSON.stringify(file)}); console.log('{}') }
+      try { openBreakerFile(${JSON.stringify(file)}); console.log('{}') }
       catch (error) { console.log(JSON.stringify({ code: error.code, path: error.path, message: error.message })) }`)
     assert.deepEqual(result, { code: 'EACCES', path: file, message: `EACCES: permission denied, open '${file}'` })
   })
@@ -515,7 +517,7 @@ describe('breaker files: writing, names, links and mappings', () => {
     const hardLink = newPath()
     const result = runChild(`
       const fs = require('node:fs')
-      const { CircuitBreaker, openBreakerFile } = require('circuit-breaker-js')
+      const { CircuitBreaker, openBreakerFile } = require('shared-circuit-breaker')
       const file = ${JSON.stringify(file)}
       const mapped = () => fs.readFileSync('/proc/self/maps', 'utf8').split('\\n').filter((line) => line.includes(file)).length
       const counts = []

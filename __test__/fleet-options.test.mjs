@@ -7,7 +7,7 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import CircuitBreaker from 'circuit-breaker-js'
+import CircuitBreaker from 'shared-circuit-breaker'
 
 const INDEX = fileURLToPath(new URL('../index.js', import.meta.url))
 const array = () => new Int32Array(new SharedArrayBuffer(CircuitBreaker.arrayLength() * 4))

@@ -4,7 +4,7 @@ import { test, afterEach } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
-import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+import CircuitBreaker, { createSharedArray } from 'shared-circuit-breaker'
 import { sleep, within, until, startWorker, terminateLeftovers } from './fixtures/policy-harness.mjs'
 
 const WORKER = new URL('./fixtures/policy-worker.mjs', import.meta.url)

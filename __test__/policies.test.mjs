@@ -11,7 +11,7 @@ import CircuitBreaker, {
   createSharedArray,
   isCircuitOpenError,
   isCircuitTimeoutError,
-} from 'circuit-breaker-js'
+} from 'shared-circuit-breaker'
 
 const SLOTS = Object.keys(CircuitBreakerKeys).length
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))

@@ -10,7 +10,7 @@ import CircuitBreaker, {
   CircuitOpenError,
   isCircuitOpenError,
   createSharedArray,
-} from 'circuit-breaker-js'
+} from 'shared-circuit-breaker'
 
 const require = createRequire(import.meta.url)
 const { OPEN, CLOSED, HALF_OPEN } = CircuitBreakerStates
@@ -41,7 +41,7 @@ describe('import', () => {
   })
 
   test('require gives the same objects as import', () => {
-    const cjs = require('circuit-breaker-js')
+    const cjs = require('shared-circuit-breaker')
     assert.equal(cjs.CircuitBreaker, CircuitBreaker)
     assert.equal(cjs.default, CircuitBreaker)
     assert.equal(cjs.CircuitBreakerKeys, CircuitBreakerKeys)
@@ -559,7 +559,7 @@ describe('open rejections', () => {
   test('an ignored open rejection is still an unhandled rejection', () => {
     // In a child: the test runner treats unhandled rejections as its own failures.
     const script = `
-      import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+      import CircuitBreaker, { createSharedArray } from 'shared-circuit-breaker'
       const breaker = new CircuitBreaker(createSharedArray(), 1, 60000)
       await breaker.execute(async () => { throw new Error('down') }).catch(() => {})
       process.on('unhandledRejection', (reason) => {

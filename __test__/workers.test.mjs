@@ -3,7 +3,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
-import CircuitBreaker, { createSharedArray, isCircuitOpenError } from 'circuit-breaker-js'
+import CircuitBreaker, { createSharedArray, isCircuitOpenError } from 'shared-circuit-breaker'
 import { startWorker as startFixture } from './support/messages.mjs'
 
 const WORKER = new URL('./fixtures/worker.mjs', import.meta.url)
@@ -98,7 +98,7 @@ test('a worker whose breaker is open exits by itself', async () => {
 
 test('a process whose breaker is open exits promptly: nothing keeps it alive', () => {
   const script = `
-    import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+    import CircuitBreaker, { createSharedArray } from 'shared-circuit-breaker'
     const breaker = new CircuitBreaker(createSharedArray(), 1, 600000)
     await breaker.execute(() => Promise.reject(new Error('down'))).catch(() => {})
     await breaker.execute(async () => 1).catch(() => {})

@@ -1,16 +1,23 @@
 // The demo behind `npm run demo`: the original README example, then four
 // worker threads sharing ONE breaker against a dependency that goes down and
 // comes back.
+//
+// `npm run demo -- --serve [--port=N]`: the four workers go on, against a
+// dependency that goes down and comes back on a loop, and the dashboard of
+// their breaker is served on a loopback port until Ctrl-C.
+import http from 'node:http'
 import { Worker, isMainThread, workerData, parentPort } from 'node:worker_threads'
-import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates } from 'circuit-breaker-js'
+import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray, dashboard } from 'shared-circuit-breaker'
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
-if (isMainThread) {
+if (!isMainThread) {
+  await worker()
+} else if (process.argv.includes('--serve')) {
+  await serve()
+} else {
   await readmeExample()
   await fourWorkers()
-} else {
-  await worker()
 }
 
 async function readmeExample() {
@@ -92,9 +99,41 @@ async function fourWorkers() {
   if (breaker.getTotalRequestCount() !== expected) throw new Error('counts do not add up')
 }
 
+async function serve() {
+  const portArgument = process.argv.find((arg) => arg.startsWith('--port='))
+  const port = portArgument === undefined ? 0 : Number(portArgument.slice('--port='.length))
+  const options = {
+    name: 'inventory service',
+    failureThreshold: 5,
+    resetTimeout: 300,
+    failureRateThreshold: 50,
+    windowSize: 50,
+    histogram: true,
+  }
+  const array = createSharedArray(options)
+  const health = new Int32Array(new SharedArrayBuffer(12))
+  Atomics.store(health, 0, 1)
+  const started = Date.now()
+  for (const n of [1, 2, 3, 4]) {
+    new Worker(new URL(import.meta.url), { workerData: { n, array, health, started, options } }).unref()
+  }
+  // The main thread makes no call: the dashboard hears the workers' transitions.
+  const breaker = new CircuitBreaker(array, options)
+  const server = http.createServer(dashboard([breaker], { title: 'circuit-breaker-js demo' }))
+  await new Promise((resolve) => server.listen(port, '127.0.0.1', resolve))
+  console.log(`Dashboard: http://127.0.0.1:${server.address().port}/`)
+  console.log('Four worker threads share one breaker; the dependency is up 4 s, then down 2 s, again and again. Ctrl-C stops.')
+  for (;;) {
+    await sleep(4000)
+    Atomics.store(health, 0, 0)
+    await sleep(2000)
+    Atomics.store(health, 0, 1)
+  }
+}
+
 async function worker() {
-  const { n, array, health, started } = workerData
-  const breaker = new CircuitBreaker(array, 5, 300)
+  const { n, array, health, started, options } = workerData
+  const breaker = options === undefined ? new CircuitBreaker(array, 5, 300) : new CircuitBreaker(array, options)
   const seen = { n, calls: 0, ok: 0, failed: 0, rejected: 0, probes: [] }
   while (Atomics.load(health, 1) === 0) {
     seen.calls++

@@ -9,7 +9,7 @@ import fs from 'node:fs'
 import net from 'node:net'
 import os from 'node:os'
 import path from 'node:path'
-import CircuitBreaker from 'circuit-breaker-js'
+import CircuitBreaker from 'shared-circuit-breaker'
 
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 

@@ -16,7 +16,7 @@ const { OPEN_REJECTION, circuitOpenError, disposedError } = require('./errors.js
 const { arrayLength, createSharedArray, needsGeneralPath, readOptions } = require('./options.js')
 const { openBreakerFile } = require('./files.js')
 const { publishWaiting, successBatch } = require('./batching.js')
-const { afterTransition, TRANSITION_UNKNOWN, unwatch, watch } = require('./watch.js')
+const { afterTransition, unwatch, watch } = require('./watch.js')
 const { BreakerContext } = require('./context.js')
 const { GeneralPath } = require('./general.js')
 const { statsObject } = require('./stats.js')
@@ -24,7 +24,9 @@ const fleetMode = require('./fleet.js')
 const { prometheusText } = require('./metrics.js')
 
 const CLOSED = CircuitBreakerStates.CLOSED
-
+// A breaker's checked options, for the package's own modules (the dashboard
+// shows the thresholds): set by the class below, not exported from index.js.
+let configOf
 // Set while `fromFile` builds its throwaway breaker (options check only).
 let checkingOnly = false
 const STATE_EVENTS = ['open', 'halfOpen', 'close']
@@ -36,6 +38,10 @@ const CALL_EVENTS = ['success', 'failure', 'reject', 'timeout', 'fallback']
  * failure count, one state and one half-open probe.
  */
 class CircuitBreaker extends EventEmitter {
+  static {
+    configOf = (breaker) => breaker.#config
+  }
+
   // What `execute` reads: the array, DISPOSED once disposed.
   #gate
   // The id, the array and the options, shared with the general path, the
@@ -154,6 +160,26 @@ class CircuitBreaker extends EventEmitter {
     return promise
   }
 
+  /**
+   * `fn` behind this breaker: a function that calls `fn` through `execute`
+   * with the arguments and `this` it was called with, and returns the
+   * promise `execute` returns.
+   */
+  wrap(fn) {
+    this.#brand()
+    if (typeof fn !== 'function') throw new TypeError(`fn must be a function, got ${describe(fn)}`)
+    const breaker = this
+    // A method, so that it gets its caller's `this` and is not a constructor;
+    // named after `fn` for stack traces and logs.
+    const { [fn.name]: wrapped } = {
+      [fn.name](...args) {
+        return breaker.execute(() => fn.apply(this, args))
+      },
+    }
+    Object.defineProperty(wrapped, 'length', { value: fn.length })
+    return wrapped
+  }
+
   #admit(task) {
     const context = this.#context
     if (context.array === DISPOSED) return Promise.reject(disposedError())
@@ -226,8 +252,7 @@ class CircuitBreaker extends EventEmitter {
 
   /** Forces HALF_OPEN in every thread: the next caller, anywhere, probes. */
   transitionToHalfOpen() {
-    native.forceHalfOpen(this.#live())
-    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    afterTransition(this.#context.array, native.forceHalfOpen(this.#live()))
   }
 
   /**
@@ -236,22 +261,23 @@ class CircuitBreaker extends EventEmitter {
    * Throws a RangeError when MAX_ISOLATIONS are held already.
    */
   isolate() {
-    const epoch = native.isolate(this.#live())
-    if (epoch < 0) {
+    const taken = native.isolate(this.#live())
+    if (taken === null) {
       throw new RangeError(
         `isolations held at once must be at most ${MAX_ISOLATIONS}, and ${MAX_ISOLATIONS} are held: release one or reset() first`,
       )
     }
-    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    afterTransition(this.#context.array, taken.transition)
     this.#fleet?.op(fleetMode.OP_ISOLATE)
+    const epoch = taken.epoch
     let released = false
     const release = () => {
       if (released) return
       // Released through a disposed breaker, the isolation would hold every
       // thread forever: say so. (`reset()` through any breaker ends it.)
-      native.releaseIsolation(this.#live(), epoch)
+      const code = native.releaseIsolation(this.#live(), epoch)
       released = true
-      afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+      afterTransition(this.#context.array, code)
       this.#fleet?.op(fleetMode.OP_RELEASE)
     }
     const handle = { release }
@@ -274,21 +300,19 @@ class CircuitBreaker extends EventEmitter {
   }
 
   #reset() {
-    native.reset(this.#live())
-    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    afterTransition(this.#context.array, native.reset(this.#live()))
     this.#fleet?.op(fleetMode.OP_RESET)
   }
 
   /** Lets every call through in every thread, counting as usual but never opening. */
   disable() {
-    native.setDisabled(this.#live(), true)
-    afterTransition(this.#context.array, TRANSITION_UNKNOWN)
+    afterTransition(this.#context.array, native.setDisabled(this.#live(), true))
     this.#fleet?.op(fleetMode.OP_DISABLE)
   }
 
   /** Undoes `disable()` for every thread. */
   enable() {
-    native.setDisabled(this.#live(), false)
+    afterTransition(this.#context.array, native.setDisabled(this.#live(), false))
     this.#fleet?.op(fleetMode.OP_ENABLE)
   }
 
@@ -446,4 +470,4 @@ if (typeof Symbol.dispose === 'symbol') {
   CircuitBreaker.prototype[Symbol.dispose] = CircuitBreaker.prototype.dispose
 }
 
-module.exports = { CircuitBreaker }
+module.exports = { CircuitBreaker, configOf }

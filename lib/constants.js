@@ -1,37 +1,44 @@
 'use strict'
 
-// The numbers the facade and the native binding must agree on. Defined once
-// in JavaScript; `src/lib.rs` has its own copies (ADMIT_RUN, ADMIT_REJECT,
-// MARK_*) and the Rust side must match these values.
-// TODO(lead): have the binding export them, and read them from there.
+// The numbers the facade and the native binding must agree on, defined once,
+// in Rust (src/constants.rs), and read from the binding when this loads.
 
-/** The values of the `STATE` slot. */
-const CircuitBreakerStates = Object.freeze({ CLOSED: 0, OPEN: 1, HALF_OPEN: 2 })
+const native = require('./native.js')
 
-/** `STATE_NAMES[state]` is the name `getState()` and `getStats()` give. */
-const STATE_NAMES = Object.freeze(['CLOSED', 'OPEN', 'HALF_OPEN'])
-
-// What `native.admit` answers besides a probe ticket (>= 0).
-const ADMIT_RUN = -2
-const ADMIT_REJECT = -1
-
-// Isolations one buffer may hold at once (core: MAX_ISOLATIONS).
-const MAX_ISOLATIONS = 65535
-
-// Bits of the `marks` argument of the native calls.
-const MARK_TIMED_OUT = 1
-const MARK_FALLBACK = 2
-const MARK_SLOW = 4
-const MARK_FILTERED = 8
-
-module.exports = {
-  CircuitBreakerStates,
-  STATE_NAMES,
+const {
+  STATE_NAMES: stateNames,
   ADMIT_RUN,
   ADMIT_REJECT,
-  MAX_ISOLATIONS,
+  ADMIT_TRANSITION,
   MARK_TIMED_OUT,
   MARK_FALLBACK,
   MARK_SLOW,
   MARK_FILTERED,
+  MAX_ISOLATIONS,
+  LOG_ENTRIES,
+} = native.constants()
+
+/** `STATE_NAMES[state]` is the name `getState()` and `getStats()` give. */
+const STATE_NAMES = Object.freeze(stateNames)
+
+/** The values of the `STATE` slot. */
+const CircuitBreakerStates = Object.freeze(Object.fromEntries(STATE_NAMES.map((name, state) => [name, state])))
+
+module.exports = {
+  CircuitBreakerStates,
+  STATE_NAMES,
+  // What `native.admit` answers: a probe ticket (>= 0), ADMIT_RUN or
+  // ADMIT_REJECT, plus ADMIT_TRANSITION if the call made a transition.
+  ADMIT_RUN,
+  ADMIT_REJECT,
+  ADMIT_TRANSITION,
+  // Isolations one buffer may hold at once.
+  MAX_ISOLATIONS,
+  // Bits of the `marks` argument of the native calls.
+  MARK_TIMED_OUT,
+  MARK_FALLBACK,
+  MARK_SLOW,
+  MARK_FILTERED,
+  // Transitions the shared log keeps: the last LOG_ENTRIES.
+  LOG_ENTRIES,
 }

@@ -5,7 +5,8 @@
 // instead, built by the constructor.
 
 const native = require('./native.js')
-const { DISPOSED, GENERATION } = require('./slots.js')
+const { ADMIT_RUN, ADMIT_TRANSITION } = require('./constants.js')
+const { DISPOSED } = require('./slots.js')
 const { afterTransition } = require('./watch.js')
 
 class BreakerContext {
@@ -24,13 +25,13 @@ class BreakerContext {
 
   // Asks the core whether a call may run; tells other threads' listeners
   // when that made a transition.
-  // TODO(lead): `native.admit` does not say whether it made a transition;
-  // until it does, GENERATION before and after tell.
   decide() {
-    const before = Atomics.load(this.array, GENERATION)
-    const decision = native.admit(this.id, this.config.openFallback === undefined ? 0 : 1)
-    afterTransition(this.array, Atomics.load(this.array, GENERATION) !== before ? 1 : 0)
-    return decision
+    const answer = native.admit(this.id, this.config.openFallback === undefined ? 0 : 1)
+    // Without a transition: a ticket (>= 0), ADMIT_RUN or ADMIT_REJECT; with
+    // one, ADMIT_TRANSITION more: at least ADMIT_TRANSITION + ADMIT_RUN.
+    if (answer < ADMIT_TRANSITION + ADMIT_RUN) return answer
+    afterTransition(this.array, 1)
+    return answer - ADMIT_TRANSITION
   }
 
   probeResult(ticket, ok, marks) {
@@ -51,6 +52,8 @@ class BreakerContext {
   }
 
   // What the state watch (watch.js) reads and emits through.
+  // `native.transition` answers `{ status: 'ready', state, time, threadId }`,
+  // `{ status: 'pending' }` or `{ status: 'gone' }`.
   readTransition(generation) {
     return this.array === DISPOSED ? undefined : native.transition(this.id, generation)
   }

@@ -454,4 +454,4 @@ function registerPrometheus(registry, breaker) {
   }
 }
 
-module.exports = { prometheusText, registerPrometheus }
+module.exports = { FAMILIES, HISTOGRAM, checkStats, prometheusText, registerPrometheus }

@@ -24,7 +24,7 @@ function loadNative() {
     try {
       message = describeLoadFailure(cause)
     } catch {
-      message = `circuit-breaker-js: the native binary for ${process.platform}-${process.arch} could not be loaded`
+      message = `shared-circuit-breaker: the native binary for ${process.platform}-${process.arch} could not be loaded`
     }
     const error = new Error(message, { cause })
     error.code = 'ERR_CIRCUIT_BREAKER_NATIVE_BINDING'
@@ -95,7 +95,7 @@ function isMusl() {
 
 function describeLoadFailure(cause) {
   const pkg = readOwnPackageJson()
-  const name = (pkg.napi && pkg.napi.packageName) || pkg.name || 'circuit-breaker-js'
+  const name = (pkg.napi && pkg.napi.packageName) || pkg.name || 'shared-circuit-breaker'
   const version = pkg.version || '?'
   const here = `${process.platform}-${process.arch}`
   const target = platformArchAbi()
@@ -104,6 +104,14 @@ function describeLoadFailure(cause) {
     'build it from source: in a clone of the repository, with Rust installed, `npm install` ' +
     '(or `npm run build`) compiles the addon for this machine'
 
+  const denied = denoPermissionDenied(cause)
+  if (denied !== null) {
+    return (
+      `${name}: Deno did not let it load its native addon (${denied.split('\n')[0]}). ` +
+      `${name} is a Node-API addon: Deno loads it only with --allow-ffi, and its loader needs ` +
+      '--allow-read and --allow-env. Run with `deno run --allow-read --allow-env --allow-ffi` (or -A).'
+    )
+  }
   if (process.env.NAPI_RS_NATIVE_LIBRARY_PATH) {
     return (
       `${name}: NAPI_RS_NATIVE_LIBRARY_PATH is set to ${process.env.NAPI_RS_NATIVE_LIBRARY_PATH}, ` +
@@ -160,6 +168,17 @@ function describeLoadFailure(cause) {
     `but its binary could not be loaded: ${reason}. ` +
     `Reinstall it: \`npm install ${binaryPackage}@${version}\`.`
   )
+}
+
+// Under Deno, the message of a permission error down the `cause` chain
+// ("Requires ffi access to ..."), or null.
+function denoPermissionDenied(error) {
+  if (typeof globalThis.Deno !== 'object' || globalThis.Deno === null) return null
+  for (let e = error, depth = 0; e && depth < 20; e = e.cause, depth++) {
+    const message = typeof e.message === 'string' ? e.message : ''
+    if (e.name === 'NotCapable' || e.name === 'PermissionDenied' || /--allow-ffi\b/.test(message)) return message
+  }
+  return null
 }
 
 function readOwnPackageJson() {

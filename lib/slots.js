@@ -16,11 +16,6 @@ const SLOT_COUNT = Object.keys(CircuitBreakerKeys).length
 const STATE = CircuitBreakerKeys.STATE
 const FAILURE_COUNT = CircuitBreakerKeys.FAILURE_COUNT
 const GENERATION = CircuitBreakerKeys.GENERATION
-// The transition log: LOG_ENTRIES entries of LOG_ENTRY_SLOTS slots; the
-// generation an entry holds is its LOG_GENERATION slot.
-const LOG_ENTRIES = 8
-const LOG_GENERATION = CircuitBreakerKeys.TRANSITION_LOG_0_HI
-const LOG_ENTRY_SLOTS = CircuitBreakerKeys.TRANSITION_LOG_1 - CircuitBreakerKeys.TRANSITION_LOG_0
 
 // What a disposed breaker's `execute` reads: never CLOSED, so every call
 // takes the path that reports the disposal.
@@ -33,8 +28,5 @@ module.exports = {
   STATE,
   FAILURE_COUNT,
   GENERATION,
-  LOG_ENTRIES,
-  LOG_GENERATION,
-  LOG_ENTRY_SLOTS,
   DISPOSED,
 }

@@ -4,8 +4,8 @@
 // here reaches them (`afterTransition`).
 
 const { performance } = require('node:perf_hooks')
-const { STATE_NAMES } = require('./constants.js')
-const { GENERATION, LOG_ENTRIES, LOG_GENERATION, LOG_ENTRY_SLOTS } = require('./slots.js')
+const { LOG_ENTRIES, STATE_NAMES } = require('./constants.js')
+const { GENERATION } = require('./slots.js')
 const native = require('./native.js')
 const { watchFile, unwatchFile, FLEET_ACTOR, fleetTokens } = require('./agent.js')
 
@@ -24,17 +24,10 @@ const EVENT_OF_STATE = ['close', 'open', 'halfOpen']
 const POLL_MS = 20
 const watches = new Map()
 
-// What a native call that may have made a transition passes as its `code`
-// when the call does not say. TODO(lead): `forceHalfOpen`, `isolate`,
-// `releaseIsolation`, `reset` and `setDisabled` return nothing yet, so
-// every such call notifies; once they return a transition code (0 for
-// none), pass that, and this goes.
-const TRANSITION_UNKNOWN = -1
-
 /**
- * Every native call that can make a transition hands its result here: a
- * `code` other than 0 wakes the watches of `array` in every thread (a
- * breaker file's mapping is polled instead: nothing to wake).
+ * Every native call that can make a transition hands its answer here: a
+ * `code` other than 0 (it made one) wakes the watches of `array` in every
+ * thread, and over a breaker file in every process (a futex wake).
  */
 function afterTransition(array, code) {
   if (code === 0) return
@@ -135,8 +128,9 @@ function park(entry, generation) {
 }
 
 // The watch reads and emits through what a breaker registers with `watch`:
-// an object with `readTransition(generation)` (the logged transition; null
-// if that entry is not there; undefined once the breaker is disposed) and
+// an object with `readTransition(generation)` (what the transition log
+// answers: `{ status: 'ready', state, time, threadId }`, `'pending'` or
+// `'gone'`; undefined once the breaker is disposed) and
 // `emitState(event, payload)`: in `watches`, `entry.breakers` holds those.
 
 // How long a transition's log entry may stay unwritten before it is given up.
@@ -156,23 +150,15 @@ function deliver(entry, generation) {
       logged = breaker.readTransition(g)
       if (logged !== undefined) break
     }
-    if (logged === null) {
-      const slot = LOG_GENERATION + (g % LOG_ENTRIES) * LOG_ENTRY_SLOTS
-      const behind = ((Atomics.load(entry.array, slot) >>> 0) - g) | 0
-      if (behind <= 0) {
-        // Not written yet (older generation there) or being written (ours,
-        // not yet published).
-        if (entry.stall?.generation !== g) entry.stall = { generation: g, since: performance.now(), tries: 0 }
-        if (performance.now() - entry.stall.since < LOG_WRITE_GRACE_MS) {
-          entry.seen = (g - 1) >>> 0
-          return false
-        }
-        // Its writer never finished (a process killed mid-write, over a
-        // breaker file): the transition is lost; later ones are still heard.
+    if (logged?.status === 'pending') {
+      if (entry.stall?.generation !== g) entry.stall = { generation: g, since: performance.now(), tries: 0 }
+      if (performance.now() - entry.stall.since < LOG_WRITE_GRACE_MS) {
+        entry.seen = (g - 1) >>> 0
+        return false
       }
-      // Else overwritten already: more than LOG_ENTRIES transitions since.
-    }
-    if (logged !== undefined && logged !== null) {
+      // Its writer never finished (a process killed mid-write, over a
+      // breaker file): the transition is lost; later ones are still heard.
+    } else if (logged?.status === 'ready') {
       const event = {
         state: STATE_NAMES[logged.state],
         time: logged.time,
@@ -182,10 +168,12 @@ function deliver(entry, generation) {
       if (logged.threadId === FLEET_ACTOR) event.fleet = true
       for (const breaker of entry.breakers) breaker.emitState(EVENT_OF_STATE[logged.state], event)
     }
+    // Else gone (overwritten: more than LOG_ENTRIES transitions since), or
+    // every breaker of the set is disposed.
     if (g === generation) break
   }
   entry.seen = generation
   return true
 }
 
-module.exports = { watch, unwatch, afterTransition, TRANSITION_UNKNOWN }
+module.exports = { watch, unwatch, afterTransition }

@@ -37,12 +37,22 @@ import { formatBytes, npm, readTarball } from './util.mjs'
 
 // The main package ships these and nothing else (npm adds package.json and
 // the README itself; a LICENSE file too once there is one): the entry
-// points, their types, the generated loader, and every file of the facade
-// in lib/.
-const LIB_FILES = readdirSync(path.join(repoRoot, 'lib'))
-  .filter((file) => file.endsWith('.js'))
-  .map((file) => `lib/${file}`)
-const MAIN_FILES = ['index.js', 'index.mjs', 'index.d.ts', 'index.d.mts', 'binding.js', 'binding.d.ts', ...LIB_FILES]
+// points, their types, the generated loader, every file of the facade in
+// lib/, and the documentation pages in docs/ that the README links.
+const filesIn = (dir, pattern) =>
+  readdirSync(path.join(repoRoot, dir))
+    .filter((file) => pattern.test(file))
+    .map((file) => `${dir}/${file}`)
+const MAIN_FILES = [
+  'index.js',
+  'index.mjs',
+  'index.d.ts',
+  'index.d.mts',
+  'binding.js',
+  'binding.d.ts',
+  ...filesIn('lib', /\.(js|mjs|d\.mts)$/),
+  ...filesIn('docs', /\.(md|png)$/),
+]
 const ALWAYS = ['package.json', 'README.md']
 const INSTALL_HOOKS = ['preinstall', 'install', 'postinstall']
 // Never copied into the staged package: big, generated, or not files.
@@ -73,7 +83,7 @@ export async function packLocal({ out = path.join(repoRoot, 'artifacts', 'local-
     if (entry.endsWith('.tgz') || entry === 'pack.json') rmSync(path.join(out, entry))
   }
 
-  const stage = mkdtempSync(path.join(os.tmpdir(), 'circuit-breaker-js-pack-'))
+  const stage = mkdtempSync(path.join(os.tmpdir(), 'shared-circuit-breaker-pack-'))
   try {
     // The main package: the repository as a checkout has it, with the
     // published package.json.

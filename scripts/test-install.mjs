@@ -16,22 +16,37 @@
 //    dependency resolved to it.
 // 4. In that folder: the README's Usage example as ES module, the same with
 //    `require`, `tsc --noEmit` (strict) of a consumer in each module kind
-//    against the shipped declarations, and two worker threads sharing one
-//    breaker.
+//    against the shipped declarations, two worker threads sharing one
+//    breaker, and the README example under Bun and Deno (the binaries of the
+//    repository's bun and deno dev dependencies).
 // 5. A second folder installs the main package alone with
 //    `--omit=optional`: loading it must fail with the error that names the
 //    platform package and says what to do.
+// 6. A third folder installs it under the seed's name, the way a user of
+//    `circuit-breaker-js` keeps their imports: `npm install
+//    circuit-breaker-js@npm:<name>@<version>`, the alias form exactly, from a
+//    registry on the loopback interface that serves the two tarballs (and the
+//    other platforms' manifests, which npm skips) and nothing else
+//    (local-registry.mjs). `import CircuitBreaker, { CircuitBreakerKeys } from
+//    'circuit-breaker-js'` and `require('circuit-breaker-js')` must then load
+//    the package, and the README Usage example run under that name.
 //
 //   node scripts/test-install.mjs [--tarballs DIR] [--no-build] [--keep]
 import assert from 'node:assert/strict'
-import { cpSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
+import { cpSync, existsSync, mkdirSync, mkdtempSync, readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
 import { parseArgs } from 'node:util'
 import { packLocal } from './pack-local.mjs'
-import { repoRoot } from './release-manifest.mjs'
-import { npm, run } from './util.mjs'
+import { hostPlatformArchABI, readReleaseConfig, repoRoot } from './release-manifest.mjs'
+import { startRegistry } from './local-registry.mjs'
+import { npm, readTarball, run } from './util.mjs'
+
+// The name the seed was published as; its users install this package under
+// it as an npm alias.
+const SEED_NAME = 'circuit-breaker-js'
+const PACKAGE_NAME = JSON.parse(readFileSync(path.join(repoRoot, 'package.json'), 'utf8')).name
 
 const fixture = fileURLToPath(new URL('./install-fixture/', import.meta.url))
 const tsc = path.join(repoRoot, 'node_modules', 'typescript', 'bin', 'tsc')
@@ -46,7 +61,7 @@ const { values: options } = parseArgs({
 })
 
 const started = performance.now()
-const tmp = mkdtempSync(path.join(os.tmpdir(), 'circuit-breaker-js-install-'))
+const tmp = mkdtempSync(path.join(os.tmpdir(), 'shared-circuit-breaker-install-'))
 const results = []
 let failed = false
 let installSeconds = null
@@ -133,7 +148,9 @@ try {
   // 4. Use it.
   const node = (file) => run(process.execPath, [file], { cwd: app, env, timeout: 60000 })
   const readme = readFileSync(path.join(installed, 'README.md'), 'utf8').replaceAll('\r\n', '\n')
-  const usage = readmeUsageBlock(readme)
+  // The README may import the package by its name or by the seed's (what an
+  // alias install resolves): each folder runs it under the name it installed.
+  const usage = withSpecifier(readmeUsageBlock(readme), main.name)
   const expected = printedComments(usage)
 
   await step('the README Usage example as an ES module', () => {
@@ -174,6 +191,22 @@ try {
     return result.stdout.trim()
   })
 
+  await step('the same example under Bun and Deno, from the installed package', () => {
+    const runtimes = [
+      ['bun', path.join(repoRoot, 'node_modules', '.bin', 'bun'), []],
+      ['deno', path.join(repoRoot, 'node_modules', '.bin', 'deno'), ['run', '--allow-read', '--allow-env', '--allow-ffi']],
+    ]
+    const ran = []
+    for (const [name, command, args] of runtimes) {
+      assert.ok(existsSync(command), `${name} is not installed in the repository: ${command}`)
+      const result = run(command, [...args, 'readme-usage.mjs'], { cwd: app, env: { ...env, NO_COLOR: '1' }, timeout: 60000 })
+      assert.equal(result.stderr, '', name)
+      assert.deepEqual(printedLines(result.stdout), expected, name)
+      ran.push(`${name} ${run(command, ['--version'], { env }).stdout.trim().split('\n')[0]}`)
+    }
+    return ran.join(', ')
+  })
+
   // 5. The platform package left out.
   await step('without the platform package, the error says which package and what to do', () => {
     const bare = path.join(tmp, 'bare')
@@ -197,6 +230,57 @@ try {
       assert.ok(message.includes(part), `the error lacks "${part}": ${message}`)
     }
     return message
+  })
+
+  // 6. Installed under the seed's name, through the alias.
+  await step(`npm install ${SEED_NAME}@npm:${main.name}@${main.version} from a loopback registry holding only the tarballs`, async () => {
+    const aliasApp = path.join(tmp, 'alias')
+    mkdirSync(aliasApp)
+    writeFileSync(path.join(aliasApp, 'package.json'), '{ "name": "install-check-alias", "private": true }\n')
+    const manifestOf = (p) => JSON.parse(readTarball(tarball(p)).find((e) => e.path === 'package.json').data.toString('utf8'))
+    const config = await readReleaseConfig()
+    const registry = await startRegistry({
+      tarballs: [main, platform].map((p) => ({ manifest: manifestOf(p), file: tarball(p) })),
+      manifests: config.targets
+        .filter((t) => t.platformArchABI !== hostPlatformArchABI())
+        .map((t) => ({ manifest: JSON.parse(readFileSync(path.join(repoRoot, t.dir, 'package.json'), 'utf8')) })),
+    })
+    try {
+      npm(
+        ['install', '--no-audit', '--no-fund', '--registry', registry.url, '--cache', path.join(tmp, 'npm-cache-alias'),
+          `${SEED_NAME}@npm:${main.name}@${main.version}`],
+        { cwd: aliasApp, env },
+      )
+    } finally {
+      await registry.stop()
+    }
+    const dependencies = JSON.parse(readFileSync(path.join(aliasApp, 'package.json'), 'utf8')).dependencies
+    assert.deepEqual(Object.keys(dependencies), [SEED_NAME])
+    assert.match(dependencies[SEED_NAME], new RegExp(`^npm:${main.name}@`))
+    const aliased = JSON.parse(readFileSync(path.join(aliasApp, 'node_modules', SEED_NAME, 'package.json'), 'utf8'))
+    assert.equal(aliased.name, main.name, `node_modules/${SEED_NAME} holds ${aliased.name}`)
+    assert.ok(existsSync(path.join(aliasApp, 'node_modules', platform.name)), `${platform.name} was installed`)
+    assert.equal(existsSync(path.join(aliasApp, 'node_modules', main.name)), false, `only the alias folder holds ${main.name}`)
+
+    const seed = [
+      `import CircuitBreaker, { CircuitBreakerKeys } from '${SEED_NAME}'`,
+      `import { createRequire } from 'node:module'`,
+      `const cjs = createRequire(import.meta.url)('${SEED_NAME}')`,
+      'const array = new Int32Array(new SharedArrayBuffer(Object.keys(CircuitBreakerKeys).length * 4))',
+      'const breaker = new CircuitBreaker(array, 1, 60000)',
+      "await breaker.execute(() => Promise.reject(new Error('down'))).catch(() => {})",
+      'console.log(breaker.getState(), cjs.CircuitBreaker === CircuitBreaker, new cjs.CircuitBreaker(array).getState())',
+    ].join('\n')
+    writeFileSync(path.join(aliasApp, 'seed.mjs'), seed)
+    const seedRun = run(process.execPath, ['seed.mjs'], { cwd: aliasApp, env, timeout: 60000 })
+    assert.equal(seedRun.stderr, '')
+    assert.equal(seedRun.stdout.trim(), 'OPEN true OPEN')
+
+    writeFileSync(path.join(aliasApp, 'readme-usage.mjs'), withSpecifier(usage, SEED_NAME))
+    const usageRun = run(process.execPath, ['readme-usage.mjs'], { cwd: aliasApp, env, timeout: 60000 })
+    assert.equal(usageRun.stderr, '')
+    assert.deepEqual(printedLines(usageRun.stdout), expected)
+    return `node_modules/${SEED_NAME} is ${aliased.name}@${aliased.version}; the seed's imports and the README example run`
   })
 } catch {
   failed = true
@@ -239,6 +323,12 @@ function readmeUsageBlock(text) {
   const block = section && /```js\n([\s\S]*?)```/.exec(section)
   if (!block) throw new Error('the shipped README.md has no ```js block under "## Usage"')
   return block[1]
+}
+
+/** `code` with every import or require of the package (by either name) naming `name`. */
+function withSpecifier(code, name) {
+  const specifier = new RegExp(`(\\bfrom\\s*|\\brequire\\(\\s*|\\bimport\\(\\s*)(['"])(?:${SEED_NAME}|${PACKAGE_NAME})\\2`, 'g')
+  return code.replace(specifier, `$1$2${name}$2`)
 }
 
 /** What the `// value` comments after console.log calls say gets printed, sorted. */

@@ -60,3 +60,11 @@ pub(crate) fn host_ms() -> u64 {
     // SAFETY: takes no arguments, cannot fail.
     unsafe { GetTickCount64() }
 }
+
+/// The clock that decides open periods, leases and time windows: ms on the
+/// host's monotonic clock (CLOCK_BOOTTIME on Linux: ms since boot, suspend
+/// included). Every thread and process of the host reads the same clock.
+#[napi_derive::napi]
+pub fn host_clock_ms() -> f64 {
+    host_ms() as f64
+}

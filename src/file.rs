@@ -16,6 +16,9 @@
 //! inode cannot be reused while its mapping lives (the mapping holds the
 //! file), so a live entry never names another file.
 
+use napi::bindgen_prelude::Buffer;
+use napi::sys;
+use std::ffi::c_void;
 use std::sync::{Arc, Mutex, Weak};
 
 /// One shared mapping of a breaker file.
@@ -171,7 +174,6 @@ pub fn map(_fd: i32) -> Result<Arc<Mapping>, MapError> {
 /// Where the system or filesystem has no `posix_fallocate`, reserves nothing
 /// and returns 0.
 #[napi_derive::napi]
-#[cfg_attr(test, allow(dead_code))] // called from JavaScript only
 pub fn reserve_file(fd: i32, bytes: u32) -> i32 {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
@@ -192,4 +194,125 @@ pub fn reserve_file(fd: i32, bytes: u32) -> i32 {
         let _ = (fd, bytes);
         0
     }
+}
+
+/// `mapFile(fd)`: checks the breaker file open as `fd` and returns an
+/// `Int32Array` over its slots, mapped shared. Throws an `Error` with `code`
+/// `ERR_CIRCUIT_BREAKER_FILE` and a message that completes "the file ...".
+pub(crate) unsafe extern "C" fn map_file(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    let mut fd = -1;
+    // SAFETY: live callback arguments (N-API calls this with them).
+    let ok = unsafe { crate::hot::arguments::<1>(env, info) }.is_some_and(|[value]| {
+        // SAFETY: `value` is an argument handle of this call.
+        let status = unsafe { sys::napi_get_value_int32(env, value, &mut fd) };
+        status == sys::Status::napi_ok
+    });
+    if !ok || fd < 0 {
+        // SAFETY: live env; static NUL-terminated strings.
+        unsafe {
+            sys::napi_throw_type_error(
+                env,
+                c"ERR_INVALID_ARG_TYPE".as_ptr(),
+                c"fd must be an open file descriptor".as_ptr(),
+            )
+        };
+        return std::ptr::null_mut();
+    }
+    let mapping = match map(fd) {
+        Ok(mapping) => mapping,
+        Err(error) => {
+            let message = match error {
+                #[cfg(unix)]
+                MapError::Io(error) => format!("could not be mapped: {error}"),
+                #[cfg(unix)]
+                MapError::Format(error) => error.to_string(),
+                #[cfg(unix)]
+                MapError::NotAFile => "is not a regular file".to_string(),
+                #[cfg(not(unix))]
+                MapError::Unsupported => {
+                    "cannot be shared here: breaker files need mmap (Linux, macOS)".to_string()
+                }
+            };
+            let message = std::ffi::CString::new(message).unwrap_or_default();
+            // SAFETY: live env; NUL-terminated strings that outlive the call.
+            unsafe {
+                sys::napi_throw_error(env, c"ERR_CIRCUIT_BREAKER_FILE".as_ptr(), message.as_ptr())
+            };
+            return std::ptr::null_mut();
+        }
+    };
+    // SAFETY: live env; the mapping stays valid while the Arc in the hint lives.
+    match unsafe { int32_array_over(env, mapping) } {
+        Ok(array) => array,
+        Err(_) => {
+            // SAFETY: live env; static strings.
+            unsafe {
+                sys::napi_throw_error(
+                    env,
+                    c"ERR_CIRCUIT_BREAKER_FILE".as_ptr(),
+                    c"could not be exposed as an Int32Array".as_ptr(),
+                )
+            };
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// An `Int32Array` of the file's slots over an external `ArrayBuffer` whose
+/// finalizer releases its share of the mapping.
+///
+/// # Safety
+/// `env` must be live.
+unsafe fn int32_array_over(
+    env: sys::napi_env,
+    mapping: Arc<Mapping>,
+) -> napi::Result<sys::napi_value> {
+    let slots = mapping.slots_address();
+    let slot_count = mapping.slot_count();
+    let hint = Box::into_raw(Box::new(mapping));
+    let mut buffer = std::ptr::null_mut();
+    // SAFETY: `slots` is valid for `slot_count` * 4 bytes while `hint` lives;
+    // the finalizer frees `hint` exactly once.
+    let status = unsafe {
+        sys::napi_create_external_arraybuffer(
+            env,
+            slots as *mut c_void,
+            slot_count * 4,
+            Some(release_mapping),
+            hint.cast(),
+            &mut buffer,
+        )
+    };
+    if status != sys::Status::napi_ok {
+        // SAFETY: the buffer was not made, so the finalizer will never run.
+        drop(unsafe { Box::from_raw(hint) });
+        return crate::errors::check(status).map(|_| std::ptr::null_mut());
+    }
+    let mut array = std::ptr::null_mut();
+    // SAFETY: live env; `buffer` was just made with room for the slots.
+    crate::errors::check(unsafe {
+        sys::napi_create_typedarray(
+            env,
+            sys::TypedarrayType::int32_array,
+            slot_count,
+            buffer,
+            0,
+            &mut array,
+        )
+    })?;
+    Ok(array)
+}
+
+unsafe extern "C" fn release_mapping(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
+    // SAFETY: `hint` is the Box made in `int32_array_over`, freed only here.
+    drop(unsafe { Box::from_raw(hint.cast::<Arc<Mapping>>()) });
+}
+
+/// The whole content of a new breaker file of `slots` slots: header and zeroed slots.
+#[napi_derive::napi]
+pub fn file_image(slots: u32) -> Buffer {
+    breaker_core::file::new_file_image_of(slots as usize).into()
 }

@@ -8,7 +8,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
-import CircuitBreaker, { CircuitBreakerKeys, createSharedArray } from 'circuit-breaker-js'
+import CircuitBreaker, { CircuitBreakerKeys, createSharedArray } from 'shared-circuit-breaker'
 
 const WORKER = new URL('../fixtures/fault-worker.mjs', import.meta.url)
 const EXITS = ['natural', 'process.exit', 'linger']

@@ -32,7 +32,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
-import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray } from 'circuit-breaker-js'
+import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray } from 'shared-circuit-breaker'
 import { CTL, GENERATIONS, STATS, listen, newControl, newRecord, noteState, watcher } from '../fixtures/stress-policies-record.mjs'
 import { sleep, within } from '../fixtures/policy-harness.mjs'
 import { startWorker } from '../support/messages.mjs'
@@ -382,11 +382,11 @@ test('the event check catches a duplicate, a wrong order, a bad transition, a lo
 })
 
 // The bug the gap check above looks for, made reproducible: lib/watch.js
-// deliver() reads the log entry (native), and if it is not there yet reads
-// the slot's generation (JS). A writer held up between its CAS and its log
-// write (preempted) leaves the slot at an older generation, then claimed at
-// exactly g (being written), then published; g must be waited for in both
-// of the first two, never skipped as "overwritten". A worker emulates one.
+// deliver() asks the log for g (native.transition), which answers ready,
+// pending or gone (core: Breaker::read_log). A writer held up between its
+// CAS and its log write (preempted) leaves the slot at an older generation,
+// then claimed at exactly g (being written), then published; g must be
+// pending in both of the first two, never "gone". A worker emulates one.
 test('a transition whose log entry is written a moment late is heard, not skipped', { timeout: 60_000 }, async (t) => {
   const transitions = 600
   const array = createSharedArray()

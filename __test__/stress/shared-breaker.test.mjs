@@ -30,7 +30,7 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
 import { once } from 'node:events'
-import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray } from 'circuit-breaker-js'
+import CircuitBreaker, { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray } from 'shared-circuit-breaker'
 import { GENERATIONS, STATS, newRecord, watcher } from '../fixtures/stress-record.mjs'
 
 const WORKER = new URL('../fixtures/stress-worker.mjs', import.meta.url)

@@ -7,7 +7,7 @@ import { fork } from 'node:child_process'
 import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
-import CircuitBreaker from 'circuit-breaker-js'
+import CircuitBreaker from 'shared-circuit-breaker'
 
 const CHILD = new URL('../fixtures/file-events-child.mjs', import.meta.url)
 

@@ -474,6 +474,18 @@ pub struct LogEntry {
     pub actor: u32,
 }
 
+/// What the transition log answers for one generation.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum LogRead {
+    /// Its entry, written and published.
+    Ready(LogEntry),
+    /// Not written yet: the transition is a moment old, or its writer died
+    /// mid-write (a process killed, over a breaker file).
+    Pending,
+    /// Overwritten: the log holds only the last [`LOG_ENTRIES`] transitions.
+    Gone,
+}
+
 /// The shared switches.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub struct Control {
@@ -1160,6 +1172,25 @@ impl<C: Cells> Breaker<C> {
             time_ms: info & TIME_MASK,
             actor: (head as u32 >> LOG_ACTOR_SHIFT) & ACTOR_MASK as u32,
         })
+    }
+
+    /// Reads the log entry of the transition that made `generation`, and
+    /// when it is not there, tells why: its writer has not published it yet
+    /// (the control word moves first, the entry a moment later), or a newer
+    /// generation holds its place.
+    pub fn read_log(&self, generation: u32) -> LogRead {
+        if let Some(entry) = self.log_entry(generation) {
+            return LogRead::Ready(entry);
+        }
+        let head = self.cells.wide(log_slot(generation)).load(Acquire);
+        // The generation in the place now: older (not written yet), the same
+        // (being written), or newer (overwritten), counted modulo 2^32.
+        let ahead = ((head >> 32) as u32).wrapping_sub(generation) as i32;
+        if ahead > 0 {
+            LogRead::Gone
+        } else {
+            LogRead::Pending
+        }
     }
 
     /// Writes the log entry of the transition that made `generation`. The

@@ -1,8 +1,8 @@
-//! The core against a sequential reference model of SPEC.md and the README.
+//! The core against a sequential reference model of SPEC.md and docs/.
 //!
 //! `Model` below is the contract written as plain Rust (no atomics, no
-//! encoding): SPEC.md for the seed's behaviour, and the README's sections
-//! "Policies" and "Decisions where the contract left room" for the policies
+//! encoding): SPEC.md for the seed's behaviour, and docs/policies.md and
+//! docs/decisions.md ("Decisions where the contract left room") for the policies
 //! (several probes at once, a success threshold, backoff, isolation epochs,
 //! reset, disable, a count window's failure rate, slow and filtered calls,
 //! timeouts). proptest drives the core and the model with the same random
@@ -26,7 +26,7 @@
 //! any success ends the run of failures and any failure extends it, whatever
 //! the state; only a failure (or a slow success) reported while CLOSED
 //! opens; marks are counted beside the outcome they come with. Readings of
-//! the README that are this file's own are marked "Reading:" below.
+//! the docs that are this file's own are marked "Reading:" below.
 #![cfg(not(loom))]
 
 use breaker_core::breaker::WALL_STEP_MS;
@@ -61,7 +61,7 @@ const HOUR_MS: i64 = 3_600_000;
 /// `transitionToHalfOpen()` at t, probe A admitted at t, then at t + 1 probe
 /// B admitted and one more caller: A's lease has run out, so the literal
 /// reading starts a new episode and admits it as a probe; the core rejects
-/// it (B was admitted 0 ms ago). The README now states the core's rule
+/// it (B was admitted 0 ms ago). docs/decisions.md now states the core's rule
 /// ("until `resetTimeout` has passed since the latest probe of the episode
 /// was admitted"). Set to `true` to check the literal reading.
 const LEASE_RUNS_FROM_EACH_PROBE: bool = false;
@@ -177,7 +177,7 @@ struct Counters {
 
 #[derive(Debug)]
 struct Model {
-    // Settings, as the README defines them.
+    // Settings, as docs/policies.md defines them.
     /// Consecutive failures that open; `None` when only the rate does
     /// (a rate policy without an explicit threshold).
     threshold: Option<u32>,

@@ -2,7 +2,7 @@
 //! backoff, manual control, the failure rate, slow calls, filtered errors,
 //! the transition log.
 
-use breaker_core::breaker::{Marks, Policies};
+use breaker_core::breaker::{LogRead, Marks, Policies};
 use breaker_core::features::{claim_features, FeaturesError};
 use breaker_core::layout::{LOG_ENTRY_SLOTS, TRANSITION_LOG};
 use breaker_core::{
@@ -537,6 +537,51 @@ fn a_log_entry_is_read_only_once_its_writer_has_finished() {
     assert_eq!(b.log_entry(9), None, "info written, head not published");
     b.cells().wide(head).store(published, Relaxed);
     assert_eq!(b.log_entry(9).map(|e| e.time_ms), Some(T0));
+}
+
+#[test]
+fn reading_the_log_tells_a_pending_entry_from_an_overwritten_one() {
+    let c = config(1, 0, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    for i in 0..20 {
+        b.force_half_open_at(T0 + i);
+    }
+    for g in 13..=20 {
+        let read = b.read_log(g);
+        assert!(
+            matches!(read, LogRead::Ready(e) if e.generation == g && e.time_ms == T0 + u64::from(g) - 1),
+            "generation {g}: {read:?}"
+        );
+    }
+    assert_eq!(
+        b.read_log(12),
+        LogRead::Gone,
+        "generation 20 took its place"
+    );
+    assert_eq!(b.read_log(5), LogRead::Gone);
+    assert_eq!(b.read_log(21), LogRead::Pending, "not made yet");
+
+    // Generation 25's place (entry 1) holds generation 17: 25's writer has
+    // not come yet. Then it claims the place (being written), writes the
+    // info, and publishes the head.
+    let head = TRANSITION_LOG + LOG_ENTRY_SLOTS;
+    assert_eq!(
+        b.read_log(25),
+        LogRead::Pending,
+        "an older generation there"
+    );
+    let published = (25u64 << 32) | State::Open as u64;
+    b.cells().wide(head).store(published | 1 << 31, Relaxed);
+    assert_eq!(b.read_log(25), LogRead::Pending, "claimed, being written");
+    assert_eq!(b.read_log(17), LogRead::Gone, "its place taken by 25");
+    b.cells().wide(head + 2).store(25 << 44 | T0, Relaxed);
+    b.cells().wide(head).store(published, Relaxed);
+    assert!(matches!(b.read_log(25), LogRead::Ready(e) if e.state == State::Open));
+
+    // Generations count modulo 2^32: 2^32 - 7 sits in entry 1 too, and is
+    // older than 25 (a breaker file that went round).
+    assert_eq!(b.read_log(0u32.wrapping_sub(7)), LogRead::Gone);
 }
 
 #[test]

@@ -42,12 +42,12 @@ fn open_fleet(url: &str, name: &str) -> Vec<Host> {
         .map(|i| Host::new(url, quick(), spec(name, &format!("host-{i}"))))
         .collect();
     for x in &h {
-        x.events.wait(2 * SEC, is_closed).expect("initial view");
+        x.events.wait(6 * SEC, is_closed).expect("initial view");
     }
     h[0].handle.trip_vote();
     h[1].handle.trip_vote();
     for x in &h {
-        x.events.wait(2 * SEC, is_open).expect("the fleet opens");
+        x.events.wait(6 * SEC, is_open).expect("the fleet opens");
     }
     h
 }
@@ -68,19 +68,19 @@ fn redis_killed_and_restarted_degrades_then_recovers_and_no_host_closes() {
     server.kill();
     let killed = Instant::now();
     for (x, m) in h.iter().zip(&marks) {
-        x.events.wait_from(*m, 2 * SEC, degraded).expect("Degraded");
+        x.events.wait_from(*m, 6 * SEC, degraded).expect("Degraded");
     }
     println!("kill to Degraded on both hosts: {:?}", killed.elapsed());
     server.restart();
     let back = Instant::now();
     for (x, m) in h.iter().zip(&marks) {
         x.events
-            .wait_from(*m, 3 * SEC, recovered)
+            .wait_from(*m, 8 * SEC, recovered)
             .expect("Recovered");
     }
     println!("restart to Recovered on both hosts: {:?}", back.elapsed());
     // The restarted server is empty; the hosts wrote their open view back.
-    assert!(within(2 * SEC, || server
+    assert!(within(6 * SEC, || server
         .cmd::<Option<String>>(&["HGET", "cb:{k1}", "state"])
         .as_deref()
         == Some("open")));
@@ -108,7 +108,7 @@ fn flushall_during_open_closes_no_host_and_the_open_view_is_written_back() {
     // The periodic re-read finds no record and writes the open view back.
     for (x, m) in h.iter().zip(&marks) {
         x.events
-            .wait_from(*m, 2 * SEC, opened_by(OpenReason::Restored))
+            .wait_from(*m, 6 * SEC, opened_by(OpenReason::Restored))
             .expect("the restored record reaches every host");
     }
     assert_eq!(server.cmd::<String>(&["HGET", "cb:{f1}", "state"]), "open");
@@ -129,15 +129,15 @@ fn client_pause_degrades_then_recovers() {
     let _: () = server.cmd(&["CLIENT", "PAUSE", "800", "ALL"]);
     h[0].handle.isolate();
     h[0].events
-        .wait_from(mark, 2 * SEC, degraded)
+        .wait_from(mark, 6 * SEC, degraded)
         .expect("a paused store degrades");
     h[0].events
-        .wait_from(mark, 3 * SEC, recovered)
+        .wait_from(mark, 8 * SEC, recovered)
         .expect("and recovers");
     // The isolation asked for during the pause reached the store afterwards.
     assert!(h[1]
         .events
-        .wait(2 * SEC, opened_by(OpenReason::Isolated))
+        .wait(6 * SEC, opened_by(OpenReason::Isolated))
         .is_some());
 }
 
@@ -149,7 +149,7 @@ fn a_wrong_password_degrades_with_a_clear_reason_and_the_right_one_works() {
     let server = Server::with_password("right-one");
     let bad = format!("redis://:wrong-one@127.0.0.1:{}", server.port);
     let host = Host::new(&bad, quick(), spec("w1", "host-0"));
-    let Some(FleetEvent::Degraded { reason }) = host.events.wait(2 * SEC, degraded) else {
+    let Some(FleetEvent::Degraded { reason }) = host.events.wait(6 * SEC, degraded) else {
         panic!("no Degraded: {:?}", host.events.all())
     };
     println!("wrong password: {reason}");
@@ -166,7 +166,7 @@ fn a_wrong_password_degrades_with_a_clear_reason_and_the_right_one_works() {
         stopped.elapsed()
     );
     let good = Host::new(&server.url, quick(), spec("w1", "host-1"));
-    assert!(good.events.wait(2 * SEC, is_closed).is_some());
+    assert!(good.events.wait(6 * SEC, is_closed).is_some());
 }
 
 #[test]
@@ -207,7 +207,7 @@ fn an_unreachable_store_degrades_and_the_agent_stops_promptly() {
         quick(),
         spec("u1", "host-0"),
     );
-    assert!(host.events.wait(2 * SEC, degraded).is_some());
+    assert!(host.events.wait(6 * SEC, degraded).is_some());
     let stopped = Instant::now();
     drop(host);
     assert!(stopped.elapsed() < SEC, "{:?}", stopped.elapsed());
@@ -231,7 +231,7 @@ fn one_agent_uses_two_connections_whatever_the_number_of_breakers() {
         })
         .collect();
     for e in &events {
-        e.wait(2 * SEC, is_closed)
+        e.wait(6 * SEC, is_closed)
             .expect("each breaker gets its view");
     }
     let clients = server.clients();
@@ -240,7 +240,7 @@ fn one_agent_uses_two_connections_whatever_the_number_of_breakers() {
     drop(handles);
     drop(agent);
     assert!(
-        within(2 * SEC, || server.clients() == 0),
+        within(6 * SEC, || server.clients() == 0),
         "the stopped agent closed its connections"
     );
 }
@@ -256,7 +256,7 @@ fn one_process_agent_serves_one_store() {
     let again = Agent::shared(&a.url, quick()).unwrap();
     let events = Events::default();
     let _h = again.register(spec("s1", "host-0"), events.sink()).unwrap();
-    assert!(events.wait(2 * SEC, is_closed).is_some());
+    assert!(events.wait(6 * SEC, is_closed).is_some());
     let other = format!("redis://:secret@127.0.0.1:{}", b.port);
     let err = Agent::shared(&other, quick())
         .err()
@@ -279,12 +279,12 @@ fn noscript_after_a_script_flush_is_handled() {
         .map(|i| Host::new(&server.url, quick(), spec("s2", &format!("host-{i}"))))
         .collect();
     for x in &h {
-        x.events.wait(2 * SEC, is_closed).unwrap();
+        x.events.wait(6 * SEC, is_closed).unwrap();
     }
     let _: () = server.cmd(&["SCRIPT", "FLUSH"]);
     h[0].handle.trip_vote();
     h[1].handle.trip_vote();
-    assert!(h[0].events.wait(2 * SEC, is_open).is_some());
+    assert!(h[0].events.wait(6 * SEC, is_open).is_some());
     assert!(h[0].events.all().iter().all(|e| !degraded(e)));
 }
 
@@ -297,15 +297,15 @@ fn a_slow_store_within_the_timeout_is_not_an_outage() {
     let proxy = Proxy::start(server.port);
     let slow = Host::new(&proxy.url(), quick(), spec("d1", "host-0"));
     let other = Host::new(&server.url, quick(), spec("d1", "host-1"));
-    slow.events.wait(2 * SEC, is_closed).unwrap();
-    other.events.wait(2 * SEC, is_closed).unwrap();
+    slow.events.wait(6 * SEC, is_closed).unwrap();
+    other.events.wait(6 * SEC, is_closed).unwrap();
     proxy.set(Mode::Delay(40));
     let sent = Instant::now();
     other.handle.trip_vote();
     slow.handle.trip_vote();
     let (_, at, _) = slow
         .events
-        .wait_from(0, 2 * SEC, is_open)
+        .wait_from(0, 6 * SEC, is_open)
         .expect("opens through the slow link");
     println!("open through a 40 ms-per-chunk proxy: {:?}", at - sent);
     std::thread::sleep(Duration::from_millis(400));
@@ -325,12 +325,12 @@ fn a_blackholed_store_times_out_degrades_and_recovers_when_it_answers_again() {
     let proxy = Proxy::start(server.port);
     let cut = Host::new(&proxy.url(), quick(), spec("b1", "host-0"));
     let other = Host::new(&server.url, quick(), spec("b1", "host-1"));
-    cut.events.wait(2 * SEC, is_closed).unwrap();
-    other.events.wait(2 * SEC, is_closed).unwrap();
+    cut.events.wait(6 * SEC, is_closed).unwrap();
+    other.events.wait(6 * SEC, is_closed).unwrap();
     proxy.set(Mode::Blackhole);
     let since = Instant::now();
     cut.events
-        .wait(2 * SEC, degraded)
+        .wait(6 * SEC, degraded)
         .expect("a silent socket times out");
     println!(
         "blackhole to Degraded: {:?} (re-read every 200 ms, timeout 200 ms)",
@@ -343,10 +343,10 @@ fn a_blackholed_store_times_out_degrades_and_recovers_when_it_answers_again() {
     assert!(!cut.events.is_open());
     proxy.set(Mode::Pass);
     let back = Instant::now();
-    cut.events.wait(3 * SEC, recovered).expect("Recovered");
+    cut.events.wait(8 * SEC, recovered).expect("Recovered");
     let e = cut
         .events
-        .wait(2 * SEC, is_open)
+        .wait(6 * SEC, is_open)
         .expect("adopts the fleet's state");
     println!(
         "proxy passing again to Recovered: {:?}; then {e:?}",
@@ -370,19 +370,19 @@ fn dropped_connections_degrade_and_reconnect() {
     let server = Server::start();
     let proxy = Proxy::start(server.port);
     let host = Host::new(&proxy.url(), quick(), spec("x1", "host-0"));
-    host.events.wait(2 * SEC, is_closed).unwrap();
+    host.events.wait(6 * SEC, is_closed).unwrap();
     proxy.set(Mode::Drop);
     host.events
-        .wait(2 * SEC, degraded)
+        .wait(6 * SEC, degraded)
         .expect("a dropped link degrades");
     std::thread::sleep(Duration::from_millis(200));
     proxy.set(Mode::Pass);
     host.events
-        .wait(3 * SEC, recovered)
+        .wait(8 * SEC, recovered)
         .expect("and reconnects");
     let mark = host.events.len();
     host.handle.isolate();
-    assert!(host.events.wait_from(mark, 2 * SEC, is_open).is_some());
+    assert!(host.events.wait_from(mark, 6 * SEC, is_open).is_some());
 }
 
 #[test]
@@ -392,16 +392,16 @@ fn reconnecting_leaves_two_connections() {
     }
     let server = Server::start();
     let host = Host::new(&server.url, quick(), spec("r1", "host-0"));
-    host.events.wait(2 * SEC, is_closed).unwrap();
+    host.events.wait(6 * SEC, is_closed).unwrap();
     for round in 0..3 {
         let mark = host.events.len();
         // Commands stall while the subscription link stays healthy.
         let _: () = server.cmd(&["CLIENT", "PAUSE", "500", "WRITE"]);
         host.events
-            .wait_from(mark, 2 * SEC, degraded)
+            .wait_from(mark, 6 * SEC, degraded)
             .expect("Degraded");
         host.events
-            .wait_from(mark, 3 * SEC, recovered)
+            .wait_from(mark, 8 * SEC, recovered)
             .expect("Recovered");
         let settled = within(SEC, || server.clients() == 2);
         assert!(settled, "round {round}: {} connections", server.clients());
@@ -432,11 +432,11 @@ fn a_record_with_absurd_times_does_not_stop_the_agent() {
     ]);
     let host = Host::new(&server.url, quick(), spec("z1", "host-0"));
     host.events
-        .wait(2 * SEC, is_open)
+        .wait(6 * SEC, is_open)
         .expect("adopts the open record");
     host.handle.reset();
     assert!(
-        host.events.wait(2 * SEC, is_closed).is_some(),
+        host.events.wait(6 * SEC, is_closed).is_some(),
         "the agent still works: {:?}",
         host.events.all()
     );
@@ -475,15 +475,15 @@ fn a_second_breaker_of_one_name_gets_the_view_and_the_first_hears_nothing_new() 
     let agent = Agent::start(&server.url, quick()).unwrap();
     let (first, second) = (Events::default(), Events::default());
     let a = agent.register(spec("t1", "host-0"), first.sink()).unwrap();
-    first.wait(2 * SEC, is_closed).unwrap();
+    first.wait(6 * SEC, is_closed).unwrap();
     let _b = agent.register(spec("t1", "host-1"), second.sink()).unwrap();
-    second.wait(2 * SEC, is_closed).unwrap();
+    second.wait(6 * SEC, is_closed).unwrap();
     std::thread::sleep(Duration::from_millis(100));
     assert_eq!(first.len(), 1, "{:?}", first.all());
     // Both hear the fleet's changes.
     a.isolate();
-    assert!(second.wait(2 * SEC, is_open).is_some());
-    assert!(first.wait(2 * SEC, is_open).is_some());
+    assert!(second.wait(6 * SEC, is_open).is_some());
+    assert!(first.wait(6 * SEC, is_open).is_some());
 }
 
 #[test]
@@ -503,14 +503,14 @@ fn an_acl_user_limited_to_the_fleet_keys_and_channels_works() {
         .collect();
     for x in &h {
         x.events
-            .wait(2 * SEC, is_closed)
+            .wait(6 * SEC, is_closed)
             .unwrap_or_else(|| panic!("initial view: {:?}", x.events.all()));
     }
     let _: () = server.cmd(&["SCRIPT", "FLUSH"]);
     h[0].handle.trip_vote();
     h[1].handle.trip_vote();
     assert!(
-        h[1].events.wait(2 * SEC, is_open).is_some(),
+        h[1].events.wait(6 * SEC, is_open).is_some(),
         "{:?}",
         h[1].events.all()
     );
@@ -520,7 +520,7 @@ fn an_acl_user_limited_to_the_fleet_keys_and_channels_works() {
     // Another user's password is refused with a clear reason.
     let wrong = format!("redis://fleet:nope@127.0.0.1:{}", server.port);
     let refused = Host::new(&wrong, quick(), spec("a1", "host-2"));
-    let Some(FleetEvent::Degraded { reason }) = refused.events.wait(2 * SEC, degraded) else {
+    let Some(FleetEvent::Degraded { reason }) = refused.events.wait(6 * SEC, degraded) else {
         panic!("{:?}", refused.events.all())
     };
     assert!(reason.contains("credentials"), "{reason}");
@@ -548,7 +548,7 @@ fn a_user_without_the_fleet_commands_is_told_what_the_store_answered() {
     );
     let url = format!("redis://weak:weak-pass@127.0.0.1:{}", server.port);
     let host = Host::new(&url, quick(), spec("a2", "host-0"));
-    let Some(FleetEvent::Degraded { reason }) = host.events.wait(2 * SEC, degraded) else {
+    let Some(FleetEvent::Degraded { reason }) = host.events.wait(6 * SEC, degraded) else {
         panic!("{:?}", host.events.all())
     };
     println!("user without permissions: {reason}");
@@ -570,12 +570,12 @@ fn flushall_while_isolated_keeps_every_host_isolated() {
     h[0].handle.isolate();
     for x in &h {
         x.events
-            .wait(2 * SEC, opened_by(OpenReason::Isolated))
+            .wait(6 * SEC, opened_by(OpenReason::Isolated))
             .expect("isolated");
     }
     let marks: Vec<usize> = h.iter().map(|x| x.events.len()).collect();
     let _: () = server.cmd(&["FLUSHALL"]);
-    assert!(within(2 * SEC, || server
+    assert!(within(6 * SEC, || server
         .cmd::<Option<String>>(&["HGET", "cb:{f2}", "isolations"])
         .as_deref()
         == Some("1")));
@@ -588,7 +588,7 @@ fn flushall_while_isolated_keeps_every_host_isolated() {
     for x in &h {
         assert!(x
             .events
-            .wait(2 * SEC, closed_by(CloseReason::Released))
+            .wait(6 * SEC, closed_by(CloseReason::Released))
             .is_some());
     }
 }
@@ -657,9 +657,17 @@ fn a_sink_that_panics_does_not_stop_the_agent() {
         .unwrap();
     let good = Events::default();
     let handle = agent.register(spec("g1", "host-0"), good.sink()).unwrap();
-    good.wait(2 * SEC, is_closed)
+    good.wait(6 * SEC, is_closed)
         .expect("the agent still serves");
     handle.isolate();
-    assert!(good.wait(2 * SEC, is_open).is_some());
+    assert!(good.wait(6 * SEC, is_open).is_some());
+    // The sinks of one name are called one after the other: the panicking one
+    // may hear the opening just after the good one does.
+    let deadline = std::time::Instant::now() + 6 * SEC;
+    while calls.load(std::sync::atomic::Ordering::SeqCst) < 2
+        && std::time::Instant::now() < deadline
+    {
+        std::thread::sleep(std::time::Duration::from_millis(1));
+    }
     assert!(calls.load(std::sync::atomic::Ordering::SeqCst) >= 2);
 }

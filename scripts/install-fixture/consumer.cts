@@ -1,5 +1,5 @@
 // A CommonJS user of the published types (index.d.ts through `require`).
-import breakerModule = require('circuit-breaker-js')
+import breakerModule = require('shared-circuit-breaker')
 
 const { CircuitBreaker, createSharedArray, isCircuitOpenError } = breakerModule
 const Default: typeof CircuitBreaker = breakerModule.default

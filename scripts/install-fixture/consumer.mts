@@ -12,7 +12,7 @@ import CircuitBreaker, {
   arrayLength,
   isCircuitTimeoutError,
   prometheusText,
-} from 'circuit-breaker-js'
+} from 'shared-circuit-breaker'
 
 const array: Int32Array = createSharedArray()
 const options: CircuitBreakerOptions = { failureThreshold: 3, resetTimeout: 1000 }
@@ -72,6 +72,18 @@ async function handle(error: unknown): Promise<string> {
   return error instanceof CircuitOpenError ? 'unreachable' : 'other'
 }
 
+// wrap() keeps the parameter types, `this` and the awaited return type.
+const lookup = breaker.wrap(async (id: number, fresh?: boolean) => ({ id, fresh: fresh ?? false }))
+const looked: Promise<{ id: number; fresh: boolean }> = lookup(7, true)
+const client = { base: 'http://x', get: breaker.wrap(function (this: { base: string }, path: string) { return `${this.base}${path}` }) }
+const got: Promise<string> = client.get('/a')
+// @ts-expect-error wrap() keeps the parameter types
+lookup('7')
+// @ts-expect-error ...and their number
+lookup()
+// @ts-expect-error wrap() takes a function
+breaker.wrap(42)
+
 // The types must reject what the runtime rejects; if they were `any`, each
 // of these directives would be unused, which is an error.
 // @ts-expect-error getState() is a string union, not a number
@@ -83,4 +95,4 @@ breaker.failureThreshold = 4
 // @ts-expect-error execute() takes a function
 breaker.execute(42)
 
-export { state, value, fromSync, buffer, counts, slot, open, threshold, handle, wrongState, length, aborted, p99, text, timedOut }
+export { looked, got, state, value, fromSync, buffer, counts, slot, open, threshold, handle, wrongState, length, aborted, p99, text, timedOut }

@@ -1,5 +1,5 @@
 // The README's Usage example, word for word, with `require` instead of `import`.
-const { CircuitBreaker, CircuitBreakerKeys } = require('circuit-breaker-js')
+const { CircuitBreaker, CircuitBreakerKeys } = require('shared-circuit-breaker')
 
 const sharedArray = new Int32Array(new SharedArrayBuffer(
   Object.keys(CircuitBreakerKeys).length * Int32Array.BYTES_PER_ELEMENT))

@@ -1,7 +1,7 @@
 // One of the two worker threads of workers.mjs: a breaker over the array it
 // was given, driven by the main thread's messages.
 const { parentPort, workerData } = require('node:worker_threads')
-const { CircuitBreaker, CircuitBreakerKeys, isCircuitOpenError } = require('circuit-breaker-js')
+const { CircuitBreaker, CircuitBreakerKeys, isCircuitOpenError } = require('shared-circuit-breaker')
 
 const array = workerData.sharedArray
 const breaker = new CircuitBreaker(array, 2, 60000)

@@ -3,7 +3,7 @@
 // both, and for the main thread.
 import assert from 'node:assert/strict'
 import { Worker } from 'node:worker_threads'
-import CircuitBreaker, { createSharedArray } from 'circuit-breaker-js'
+import CircuitBreaker, { createSharedArray } from 'shared-circuit-breaker'
 
 const sharedArray = createSharedArray()
 

@@ -127,12 +127,12 @@ pub struct FleetJoinOptions {
 /// password arrives later as `fleetDegraded`.
 #[napi]
 pub fn fleet_join(env: Env, id: u32, options: FleetJoinOptions) -> Result<u32> {
-    let Ok((slots, config, mapping)) = crate::with(id, |i| {
+    let Ok((slots, config, mapping)) = crate::table::with(id, |i| {
         (*i.breaker.cells(), *i.breaker.config(), i._mapping.clone())
     }) else {
-        return crate::throw(
+        return crate::errors::throw(
             &env,
-            crate::Thrown::Type(format!("{id} is not a live breaker")),
+            crate::errors::Thrown::Type(format!("{id} is not a live breaker")),
         );
     };
     let key = slots.word(0) as *const _ as usize;
@@ -170,11 +170,11 @@ pub fn fleet_join(env: Env, id: u32, options: FleetJoinOptions) -> Result<u32> {
         Err(error) => {
             drop(guard);
             let thrown = match error {
-                FleetError::InvalidUrl { .. } => crate::Thrown::Type(error.to_string()),
-                FleetError::InvalidOption { .. } => crate::Thrown::Range(error.to_string()),
-                other => crate::Thrown::Type(other.to_string()),
+                FleetError::InvalidUrl { .. } => crate::errors::Thrown::Type(error.to_string()),
+                FleetError::InvalidOption { .. } => crate::errors::Thrown::Range(error.to_string()),
+                other => crate::errors::Thrown::Type(other.to_string()),
             };
-            return crate::throw(&env, thrown);
+            return crate::errors::throw(&env, thrown);
         }
     };
     let breaker = Breaker::new(slots, config).with_actor(FLEET_ACTOR);

@@ -162,9 +162,9 @@ fn file_generation(
 #[napi]
 pub fn agent_listen(env: Env, callback: Unknown) -> Result<()> {
     if callback.get_type()? != napi::ValueType::Function {
-        return crate::throw(
+        return crate::errors::throw(
             &env,
-            crate::Thrown::Type("callback must be a function".into()),
+            crate::errors::Thrown::Type("callback must be a function".into()),
         );
     }
     // SAFETY: live handles of this call.

@@ -47,7 +47,7 @@ pub unsafe fn install(env: sys::napi_env, callback: sys::napi_value) -> napi::Re
         return Ok(());
     }
     let mut name = std::ptr::null_mut();
-    let label = "circuit-breaker-js agent";
+    let label = "shared-circuit-breaker agent";
     // SAFETY: live env; `label` is valid for its length.
     check(unsafe {
         sys::napi_create_string_utf8(env, label.as_ptr().cast(), label.len() as isize, &mut name)

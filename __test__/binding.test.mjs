@@ -1,0 +1,158 @@
+// What the native functions answer, called directly (they are not public
+// API: the facade in lib/ is their only caller). Every mutator says whether
+// it made a transition; the transition log says ready, pending or gone; the
+// numbers the facade and the binding share come from `constants()`.
+import { test } from 'node:test'
+import assert from 'node:assert/strict'
+import { createRequire } from 'node:module'
+import { CircuitBreakerKeys, CircuitBreakerStates, createSharedArray } from 'shared-circuit-breaker'
+
+const native = createRequire(import.meta.url)('../binding.js')
+const C = native.constants()
+const { GENERATION } = CircuitBreakerKeys
+
+// A breaker made through the binding; `owner` ties its life, so keep it.
+function make({ threshold = 1, resetTimeout = 0 } = {}) {
+  const array = createSharedArray()
+  const owner = {}
+  const id = native.create(owner, array, threshold, resetTimeout, {}, 0)
+  return { owner, id, array, generation: () => Atomics.load(array, GENERATION) >>> 0 }
+}
+
+// Runs `call` and checks that it answered a transition exactly when the
+// generation moved (a transition bumps it once).
+function answers(breaker, call, made = (answer) => (answer?.transition ?? answer) !== 0) {
+  const before = breaker.generation()
+  const answer = call()
+  assert.equal(made(answer), breaker.generation() !== before, `answer ${JSON.stringify(answer)}, generation ${before} -> ${breaker.generation()}`)
+  return answer
+}
+
+// `native.admit(id, fallback)`, checked the same way.
+function admits(breaker, fallback = 0) {
+  return answers(breaker, () => native.admit(breaker.id, fallback), (answer) => answer >= C.ADMIT_TRANSITION + C.ADMIT_RUN)
+}
+
+test('constants(): the numbers the facade shares with the binding, as the binding uses them', () => {
+  assert.deepEqual(C.STATE_NAMES, ['CLOSED', 'OPEN', 'HALF_OPEN'])
+  assert.deepEqual(CircuitBreakerStates, { CLOSED: 0, OPEN: 1, HALF_OPEN: 2 })
+  assert.ok(C.ADMIT_TRANSITION > 2 ** 32 + 2 && Number.isSafeInteger(C.ADMIT_TRANSITION + 2 ** 32))
+  assert.equal(
+    C.LOG_ENTRIES,
+    native.layout().filter((name) => /^TRANSITION_LOG_\d+$/.test(name)).length,
+    'one log entry per TRANSITION_LOG_n slot',
+  )
+
+  const b = make({ threshold: 5 })
+  assert.equal(native.admit(b.id, 0), C.ADMIT_RUN)
+  assert.equal(native.failure(b.id, C.MARK_TIMED_OUT | C.MARK_FALLBACK), 0)
+  assert.equal(native.failure(b.id, C.MARK_SLOW), 0)
+  assert.equal(native.markedSuccess(b.id, C.MARK_FILTERED), 0)
+  const stats = native.stats(b.id)
+  assert.deepEqual(
+    [stats.failures, stats.timeouts, stats.fallbacks, stats.slowCalls, stats.successes, stats.filtered],
+    [2, 1, 1, 1, 1, 1],
+  )
+
+  const isolations = []
+  for (let i = 0; i < C.MAX_ISOLATIONS; i++) isolations.push(native.isolate(b.id))
+  assert.ok(isolations.every((taken) => taken !== null))
+  assert.equal(native.isolate(b.id), null, 'one more than MAX_ISOLATIONS is refused')
+  assert.equal(native.admit(b.id, 0), C.ADMIT_REJECT)
+})
+
+test('admit adds ADMIT_TRANSITION to its decision when it made a transition', () => {
+  const b = make({ threshold: 1, resetTimeout: 0 })
+  assert.equal(admits(b), C.ADMIT_RUN)
+  assert.equal(answers(b, () => native.failure(b.id, 0)), 1, 'opened')
+  // Open for 0 ms: this call half-opens the breaker and is its probe.
+  const first = admits(b)
+  assert.ok(first >= C.ADMIT_TRANSITION, `${first}`)
+  const ticket = first - C.ADMIT_TRANSITION
+  assert.equal(ticket, b.generation(), 'the ticket is the new episode')
+  assert.equal(native.state(b.id), CircuitBreakerStates.HALF_OPEN)
+  // The probe's place is taken: rejected, no transition.
+  assert.equal(admits(b, 1), C.ADMIT_REJECT)
+  assert.equal(answers(b, () => native.probeResult(b.id, ticket, 1, 0)), 3, 'closed')
+  assert.equal(admits(b), C.ADMIT_RUN)
+
+  // Isolated: the breaker is held OPEN already, admit makes no transition.
+  answers(b, () => native.isolate(b.id))
+  assert.equal(admits(b), C.ADMIT_REJECT)
+
+  // Junk in the STATE slot: admit opens the breaker and refuses the call.
+  const junk = make({ threshold: 1, resetTimeout: 60_000 })
+  Atomics.store(junk.array, CircuitBreakerKeys.STATE, 7)
+  assert.equal(admits(junk), C.ADMIT_REJECT + C.ADMIT_TRANSITION)
+  assert.equal(native.state(junk.id), CircuitBreakerStates.OPEN)
+  assert.equal(admits(junk), C.ADMIT_REJECT)
+  // ... and with a reset timeout of 0, it runs the call as the probe of a
+  // half-open episode it starts.
+  const zero = make({ threshold: 1, resetTimeout: 0 })
+  Atomics.store(zero.array, CircuitBreakerKeys.STATE, 7)
+  assert.equal(admits(zero) - C.ADMIT_TRANSITION, zero.generation())
+})
+
+test('the overrides answer the transition they made: 0 none, 1 opened, 2 half-opened, 3 closed', () => {
+  const b = make({ threshold: 1, resetTimeout: 60_000 })
+  assert.equal(answers(b, () => native.reset(b.id)), 0, 'CLOSED already')
+  assert.equal(answers(b, () => native.forceHalfOpen(b.id)), 2)
+  assert.equal(answers(b, () => native.forceHalfOpen(b.id)), 2, 'a new episode is a transition too')
+  assert.equal(answers(b, () => native.reset(b.id)), 3)
+
+  const first = answers(b, () => native.isolate(b.id))
+  assert.equal(first.transition, 1)
+  assert.ok(Number.isInteger(first.epoch) && first.epoch >= 0 && first.epoch < 2 ** 48, `epoch ${first.epoch}`)
+  const second = answers(b, () => native.isolate(b.id))
+  assert.deepEqual(second, { epoch: first.epoch, transition: 0 }, 'OPEN already')
+  // Isolation wins: the breaker stays OPEN, and the core answers "opened"
+  // though it was already (a spurious wake at worst).
+  const generation = b.generation()
+  assert.equal(native.forceHalfOpen(b.id), 1)
+  assert.equal(b.generation(), generation)
+  for (const epoch of [first.epoch + 1, -1, 0.5, 2 ** 48, NaN, Infinity]) {
+    assert.equal(answers(b, () => native.releaseIsolation(b.id, epoch)), 0, `epoch ${epoch} releases nothing`)
+  }
+  assert.equal(answers(b, () => native.releaseIsolation(b.id, first.epoch)), 0, 'one isolation still held')
+  assert.equal(answers(b, () => native.releaseIsolation(b.id, first.epoch)), 3, 'the last one closes it')
+  assert.equal(answers(b, () => native.releaseIsolation(b.id, first.epoch)), 0, 'none left')
+
+  // A reset starts a new isolation epoch: older handles release nothing.
+  const old = native.isolate(b.id)
+  assert.equal(answers(b, () => native.reset(b.id)), 3)
+  const next = native.isolate(b.id)
+  assert.equal(next.epoch, old.epoch + 1)
+  assert.equal(answers(b, () => native.releaseIsolation(b.id, old.epoch)), 0)
+  assert.equal(answers(b, () => native.releaseIsolation(b.id, next.epoch)), 3)
+
+  assert.equal(answers(b, () => native.failure(b.id, 0)), 1)
+  assert.equal(answers(b, () => native.setDisabled(b.id, true)), 3, 'disabling closes it')
+  assert.equal(answers(b, () => native.setDisabled(b.id, true)), 0)
+  assert.equal(answers(b, () => native.setDisabled(b.id, false)), 0, 'enabling changes no state')
+})
+
+test('transition(id, generation) answers ready, pending (not written yet) or gone (overwritten)', () => {
+  const b = make()
+  for (let i = 0; i < 12; i++) native.forceHalfOpen(b.id)
+  const now = b.generation()
+  assert.equal(now, 12)
+  for (let g = now - C.LOG_ENTRIES + 1; g <= now; g++) {
+    const logged = native.transition(b.id, g)
+    assert.equal(logged.status, 'ready', `generation ${g}`)
+    assert.equal(logged.state, CircuitBreakerStates.HALF_OPEN)
+    assert.equal(logged.threadId, 0)
+    assert.ok(Math.abs(logged.time - Date.now()) < 60_000, `time ${logged.time}`)
+  }
+  assert.deepEqual({ ...native.transition(b.id, now - C.LOG_ENTRIES) }, { status: 'gone' })
+  assert.deepEqual({ ...native.transition(b.id, 1) }, { status: 'gone' })
+  // Its place still holds an older generation's entry.
+  assert.deepEqual({ ...native.transition(b.id, now + 1) }, { status: 'pending' })
+
+  // A writer between claiming generation 13's place and publishing it (the
+  // head marked writing), as core/src/breaker.rs log_transition writes.
+  const wide = new BigInt64Array(b.array.buffer, b.array.byteOffset, b.array.length >> 1)
+  const head = (CircuitBreakerKeys.TRANSITION_LOG_0 + (13 % C.LOG_ENTRIES) * 4) / 2
+  Atomics.store(wide, head, (13n << 32n) | (1n << 31n) | 1n)
+  assert.deepEqual({ ...native.transition(b.id, 13) }, { status: 'pending' })
+  assert.deepEqual({ ...native.transition(b.id, 13 - C.LOG_ENTRIES) }, { status: 'gone' })
+})

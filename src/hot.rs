@@ -1,0 +1,227 @@
+//! The per-call path. napi-rs wraps every `#[napi]` function that takes
+//! arguments in a borrow-tracking scope that allocates and locks (~140 ns a
+//! call, measured); these are plain N-API callbacks instead (~23 ns),
+//! registered by `register_raw_functions` (lib.rs). Each reads its `u32`
+//! arguments, makes one call into the core, and returns a number or
+//! `undefined`.
+
+use crate::clock::host_clock;
+use crate::constants::{marks, transition_code, ADMIT_REJECT, ADMIT_RUN, ADMIT_TRANSITION};
+use crate::table::with;
+use breaker_core::Admission;
+use napi::{sys, Error, Result, Status};
+
+/// A raw N-API callback.
+pub(crate) type Callback =
+    unsafe extern "C" fn(sys::napi_env, sys::napi_callback_info) -> sys::napi_value;
+
+/// The per-call functions, by their JavaScript names.
+pub(crate) const CALLBACKS: [(&str, Callback); 6] = [
+    ("admit", admit),
+    ("success", success),
+    ("markedSuccess", marked_success),
+    ("failure", failure),
+    ("probeResult", probe_result),
+    ("latency", latency),
+];
+
+/// `admit(id, fallback)`: `-2` run (CLOSED), `-1` rejected (already
+/// counted; with `fallback` 1 counted as answered by a fallback too), or a
+/// probe ticket (>= 0) to pass back to `probeResult`; plus
+/// `ADMIT_TRANSITION` (2^33) if the generation moved during the call: this
+/// call made a transition (OPEN to HALF_OPEN, a new half-open episode, an
+/// isolated breaker held OPEN), or, rarely, another thread made one in
+/// those few nanoseconds (waking the watches once more is harmless).
+unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: called by N-API with a live env and callback info.
+    unsafe {
+        hot_call::<2>(env, info, |[id, fallback]| {
+            with(id, |i| {
+                let before = i.breaker.generation();
+                let decision = match i.breaker.admit(host_clock(), i.stripe) {
+                    Admission::Run => ADMIT_RUN,
+                    Admission::Reject => {
+                        if fallback != 0 {
+                            i.breaker.on_fallback(i.stripe);
+                        }
+                        ADMIT_REJECT
+                    }
+                    Admission::Probe(ticket) => f64::from(ticket.0),
+                };
+                if i.breaker.generation() == before {
+                    decision
+                } else {
+                    decision + ADMIT_TRANSITION
+                }
+            })
+        })
+    }
+}
+/// `success(id, count, endsRun)`: records `count` successes of calls
+/// admitted while CLOSED, the last one now. With `endsRun` 1 the newest of
+/// them ends the run of failures; with 0 they are successes the facade held
+/// back (the run was 0 when they happened), so they only add to the counts.
+unsafe extern "C" fn success(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<3>(env, info, |[id, count, ends_run]| {
+            with(id, |i| {
+                let (count, now) = (u64::from(count), host_clock());
+                if ends_run != 0 {
+                    i.breaker.on_successes(count, &now, i.stripe);
+                } else {
+                    i.breaker.publish_successes(count, &now, i.stripe);
+                }
+                f64::NAN
+            })
+        })
+    }
+}
+
+/// `markedSuccess(id, marks)`: one success of a call admitted while CLOSED
+/// that was slow (4) or whose error the filter accepted (8); returns 1 if
+/// it opened the breaker (a slow call can), else 0.
+unsafe extern "C" fn marked_success(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<2>(env, info, |[id, bits]| {
+            with(id, |i| {
+                f64::from(transition_code(i.breaker.on_marked_success(
+                    marks(bits),
+                    host_clock(),
+                    i.stripe,
+                )))
+            })
+        })
+    }
+}
+
+/// `failure(id, marks)`: records the failure of a call admitted while
+/// CLOSED (marks: 1 timed out, 2 answered by a fallback, 4 slow); returns 1
+/// if it opened the breaker, else 0.
+unsafe extern "C" fn failure(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<2>(env, info, |[id, bits]| {
+            with(id, |i| {
+                f64::from(transition_code(i.breaker.on_marked_failure(
+                    marks(bits),
+                    host_clock(),
+                    i.stripe,
+                )))
+            })
+        })
+    }
+}
+
+/// `probeResult(id, ticket, succeeded ? 1 : 0, marks)`: returns 3 if the
+/// probe closed the breaker, 1 if it opened it, 0 if it changed nothing
+/// (more successes needed, or its episode had ended).
+unsafe extern "C" fn probe_result(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<4>(env, info, |[id, ticket, succeeded, bits]| {
+            with(id, |i| {
+                let ticket = breaker_core::Ticket(ticket);
+                f64::from(transition_code(i.breaker.on_marked_probe_result(
+                    ticket,
+                    succeeded != 0,
+                    marks(bits),
+                    host_clock(),
+                    i.stripe,
+                )))
+            })
+        })
+    }
+}
+
+/// `latency(id, micros)`: records a call's duration in the shared histogram.
+unsafe extern "C" fn latency(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
+    // SAFETY: as in `admit`.
+    unsafe {
+        hot_call::<2>(env, info, |[id, micros]| {
+            with(id, |i| {
+                i.breaker.record_latency(u64::from(micros), i.stripe);
+                f64::NAN
+            })
+        })
+    }
+}
+
+/// The first `N` arguments of a call, or `None` if it has fewer.
+///
+/// # Safety
+/// `env` and `info` must be the live arguments of an N-API callback.
+pub(crate) unsafe fn arguments<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+) -> Option<[sys::napi_value; N]> {
+    let mut argc = N;
+    let mut argv = [std::ptr::null_mut(); N];
+    // SAFETY: `argv` has room for `argc` values; null this/data are allowed.
+    let status = unsafe {
+        sys::napi_get_cb_info(
+            env,
+            info,
+            &mut argc,
+            argv.as_mut_ptr(),
+            std::ptr::null_mut(),
+            std::ptr::null_mut(),
+        )
+    };
+    (status == sys::Status::napi_ok && argc >= N).then_some(argv)
+}
+
+/// Reads `N` unsigned 32-bit arguments, runs `f`, and returns its number
+/// (`NaN` stands for `undefined`). Bad arguments or a stale handle throw a
+/// `TypeError`; nothing here can unwind into N-API.
+///
+/// # Safety
+/// `env` and `info` must be the live arguments of an N-API callback.
+unsafe fn hot_call<const N: usize>(
+    env: sys::napi_env,
+    info: sys::napi_callback_info,
+    f: impl FnOnce([u32; N]) -> Result<f64>,
+) -> sys::napi_value {
+    let mut args = [0u32; N];
+    // SAFETY: live callback arguments, per this function's contract.
+    let mut ok = false;
+    if let Some(argv) = unsafe { arguments::<N>(env, info) } {
+        ok = true;
+        for (value, arg) in argv.iter().zip(args.iter_mut()) {
+            // SAFETY: `value` is an argument handle of this call.
+            ok = ok
+                && unsafe { sys::napi_get_value_uint32(env, *value, arg) } == sys::Status::napi_ok;
+        }
+    }
+    let result = if ok {
+        f(args)
+    } else {
+        Err(Error::new(
+            Status::InvalidArg,
+            format!("expected {N} numeric arguments"),
+        ))
+    };
+    match result {
+        Ok(number) if number.is_nan() => std::ptr::null_mut(),
+        Ok(number) => {
+            let mut value = std::ptr::null_mut();
+            // SAFETY: live env; out-pointer is a local.
+            unsafe { sys::napi_create_double(env, number, &mut value) };
+            value
+        }
+        Err(error) => {
+            let message =
+                std::ffi::CString::new(error.reason.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: live env; `message` is a NUL-terminated string that outlives the call.
+            unsafe { sys::napi_throw_type_error(env, std::ptr::null(), message.as_ptr()) };
+            std::ptr::null_mut()
+        }
+    }
+}
