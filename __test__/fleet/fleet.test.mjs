@@ -59,6 +59,31 @@ describe('fleet mode', { skip }, () => {
     }
   })
 
+  test('hosts over a SharedArrayBuffer (no breaker file): the fleet opens and closes every host and its workers', async () => {
+    const { redis, dependency } = world
+    const hosts = await fleetOf(3, redis, dependency, 'shared-memory', { shared: true, quorum: 2 })
+    try {
+      await connected(hosts)
+      dependency.set('down')
+      const since = hosts[2].events.length
+      await hosts[0].ask('calls', { count: 3, main: true })
+      await hosts[1].ask('calls', { count: 3, main: true })
+      assert.equal((await hosts[2].waitEvent('open', since, 3000)).payload.fleet, true)
+      // Both workers of host 2 meet the open breaker.
+      assert.deepEqual(await hosts[2].ask('calls', { count: 2 }), { ok: 0, failed: 0, rejected: 4 })
+      // Back: some host's call is the fleet's probe, and its success closes all.
+      dependency.set('up')
+      const load = hosts.map((host) => host.ask('calls', { ms: 2500, every: 10 }))
+      for (const l of load) l.catch(() => {}) // reported where awaited
+      await hosts[2].waitEvent('close', since, 5000)
+      await Promise.all(load)
+      assert.deepEqual(await hosts[2].ask('calls', { count: 2 }), { ok: 4, failed: 0, rejected: 0 })
+    } finally {
+      dependency.set('up')
+      await Promise.all(hosts.map((h) => h.stop()))
+    }
+  })
+
   test('the probing host is SIGKILLed: after its lease another host probes', async () => {
     const { redis, dependency } = world
     const hosts = await fleetOf(3, redis, dependency, 'sigkill', { lease: 1000, quorum: 1 })
