@@ -29,6 +29,7 @@ const DAY_MS = 86400000
 // Listener tokens of this thread: the breaker's context, held weakly (a
 // breaker collected without dispose() leaves through its finalizer).
 const joined = new Map()
+const forgotten = new FinalizationRegistry((token) => joined.delete(token))
 
 function contextOf(token) {
   const context = joined.get(token)?.deref()
@@ -121,6 +122,7 @@ function joinFleet(context, options) {
   route()
   const token = native.fleetJoin(context.id, options)
   joined.set(token, new WeakRef(context))
+  forgotten.register(context, token)
   let tokens = fleetTokens.get(context.array)
   if (tokens === undefined) fleetTokens.set(context.array, (tokens = new Set()))
   tokens.add(token)
