@@ -113,8 +113,8 @@ export interface FleetStats {
 
 /**
  * Forces a new half-open episode: the next caller probes. Returns the
- * transition: 2 (half-opened), or 1 when an isolation holds the breaker
- * OPEN (isolation wins; the core says "opened" even when it already was).
+ * transition: 2 (half-opened), 1 when an isolation holds the breaker OPEN
+ * and this opened it (isolation wins), 0 when it made none.
  */
 export declare function forceHalfOpen(id: number): number
 

@@ -1,7 +1,7 @@
 //! Fleet mode's local side: what the fleet agent (in the binding) does to a
 //! host's shared memory when the fleet's state changes.
 //!
-//! - The **fleet hold** (bit [`MODE_FLEET_HOLD`] of `MODE`): while set,
+//! - The **fleet hold** (bit 1 of `MODE`, `words::MODE_FLEET_HOLD`): while set,
 //!   `admit` holds the breaker OPEN exactly as an isolation does, so no local
 //!   probe starts while the fleet is open. It is a flag, not a count: every
 //!   process of a host (sharing a breaker file) sets and clears the same bit.
@@ -20,7 +20,8 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire};
 use crate::breaker::{Breaker, Transition};
 use crate::cells::Cells;
 use crate::clock::Clock;
-use crate::layout::{FLEET_LEASE, MODE, MODE_FLEET_HOLD};
+use crate::layout::{FLEET_LEASE, MODE};
+use crate::words::MODE_FLEET_HOLD;
 
 impl<C: Cells> Breaker<C> {
     /// Whether the fleet holds this host OPEN.
@@ -32,7 +33,7 @@ impl<C: Cells> Breaker<C> {
     /// the flag). Returns the transition to OPEN, if this made it.
     pub fn fleet_hold(&self, now: impl Clock) -> Option<Transition> {
         self.cells().word(MODE).fetch_or(MODE_FLEET_HOLD, AcqRel);
-        if self.switches().disabled {
+        if self.overrides().disabled {
             return None;
         }
         self.hold_open(&now)
@@ -43,7 +44,7 @@ impl<C: Cells> Breaker<C> {
     /// and the fleet never opened) is left as it is.
     pub fn fleet_close(&self, now: impl Clock) -> Option<Transition> {
         let before = self.cells().word(MODE).fetch_and(!MODE_FLEET_HOLD, AcqRel);
-        if before & MODE_FLEET_HOLD == 0 || self.switches().isolations > 0 {
+        if before & MODE_FLEET_HOLD == 0 || self.overrides().isolations > 0 {
             return None;
         }
         self.close_now(&now)
@@ -62,7 +63,7 @@ impl<C: Cells> Breaker<C> {
     /// episode's generation, or `None` (nothing changed) if another process
     /// of the host is acting on a lease or the host is isolated.
     pub fn fleet_probe(&self, lease: i32, now: impl Clock) -> Option<u32> {
-        if lease == 0 || self.switches().isolations > 0 {
+        if lease == 0 || self.overrides().isolations > 0 {
             return None;
         }
         self.cells()
@@ -71,7 +72,7 @@ impl<C: Cells> Breaker<C> {
             .ok()?;
         self.cells().word(MODE).fetch_and(!MODE_FLEET_HOLD, AcqRel);
         match self.force_half_open_at(now) {
-            Transition::HalfOpened => Some(self.generation()),
+            Some(Transition::HalfOpened) => Some(self.generation()),
             _ => {
                 self.fleet_end_lease(lease);
                 None

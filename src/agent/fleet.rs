@@ -269,7 +269,7 @@ pub fn fleet_noticed(token: u32) {
         m.noticed = current;
         // An isolation opens the breaker too (logged like a trip), and is
         // noticed while it holds: that opening is no vote.
-        if tripped && m.breaker.switches().isolations == 0 {
+        if tripped && m.breaker.overrides().isolations == 0 {
             if let Some(h) = &m.handle {
                 h.trip_vote();
             }
@@ -362,7 +362,7 @@ fn sink(key: usize, event: FleetEvent) {
                 m.state = "closed";
                 m.version = version.to_string();
                 let mut changed = false;
-                if m.breaker.switches().disabled != disabled {
+                if m.breaker.overrides().disabled != disabled {
                     changed |= m.breaker.set_disabled(disabled, host_clock()).is_some();
                 }
                 changed |= m.breaker.fleet_close(now).is_some();
