@@ -19,7 +19,6 @@ use napi::bindgen_prelude::Unknown;
 use napi::{sys, Env, JsValue, Result};
 use napi_derive::napi;
 use std::collections::HashMap;
-use std::ffi::c_void;
 use std::sync::atomic::{AtomicBool, AtomicI32, AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
 
@@ -132,25 +131,10 @@ fn file_generation(
     {
         return None;
     }
-    let (mut kind, mut length, mut data) = (0, 0usize, std::ptr::null_mut::<c_void>());
-    let (mut buffer, mut offset) = (std::ptr::null_mut(), 0usize);
     // SAFETY: as above; `value` is a typed array.
-    let status = unsafe {
-        sys::napi_get_typedarray_info(
-            env,
-            value,
-            &mut kind,
-            &mut length,
-            &mut data,
-            &mut buffer,
-            &mut offset,
-        )
-    };
-    if status != sys::Status::napi_ok
-        || kind != sys::TypedarrayType::int32_array
-        || length <= GENERATION
-        || data.is_null()
-    {
+    let info = unsafe { crate::arrays::typed_array_info(env, value) }.ok()?;
+    let (length, data) = (info.length, info.data);
+    if info.kind != sys::TypedarrayType::int32_array || length <= GENERATION || data.is_null() {
         return None;
     }
     let mapping = file::mapping_containing(data as usize, length * 4)?;
