@@ -9,6 +9,12 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * Makes `callback(kind, id, text)` this thread's listener for the agent
+ * (once per thread; unref'd, released when the thread's env goes away).
+ */
+export declare function agentListen(callback: unknown): void
+
 /** Array length (in Int32 slots) a breaker with these options needs. */
 export declare function arrayLength(failureThreshold: number, resetTimeout: number, policies: PolicyOptions): number
 
@@ -129,6 +135,59 @@ export declare function dispose(owner: object): boolean
 
 /** The whole content of a new breaker file of `slots` slots: header and zeroed slots. */
 export declare function fileImage(slots: number): Buffer
+
+/**
+ * Joins breaker `id` of this thread to the fleet; returns its listener
+ * token. A bad URL throws a TypeError; an unreachable store or a refused
+ * password arrives later as `fleetDegraded`.
+ */
+export declare function fleetJoin(id: number, options: FleetJoinOptions): number
+
+/** What the facade passes after checking every option (docs/fleet.md). */
+export interface FleetJoinOptions {
+  url: string
+  host: string
+  key: string
+  quorum: number
+  voteWindow: number
+  openMs: number
+  maxOpenMs: number
+  lease: number
+  commandTimeout: number
+  refresh: number
+  cluster: boolean
+}
+
+/** Breaker `token` leaves the fleet (dispose). */
+export declare function fleetLeave(token: number): void
+
+/**
+ * A transition was made through breaker `token`: a local opening (one the
+ * fleet did not make, and not an isolation) is this host's trip vote. Only
+ * ever called on a transition, never per call.
+ */
+export declare function fleetNoticed(token: number): void
+
+/**
+ * Operator actions on the whole fleet (the local effect is the caller's):
+ * 0 isolate, 1 release an isolation, 2 reset, 3 disable, 4 enable.
+ */
+export declare function fleetOp(token: number, op: number): void
+
+export declare function fleetStats(token: number): FleetStats | null
+
+/** `getStats().fleet`. */
+export interface FleetStats {
+  host: string
+  connected: boolean
+  /** 'open', 'closed', or 'unknown' before the store first answered. */
+  state: string
+  /** The fleet record's version (`epoch.seq`), '' before the first. */
+  version: string
+  quorum: number
+  /** Whether the fleet holds this host OPEN now. */
+  held: boolean
+}
 
 /**
  * Forces a new half-open episode: the next caller probes. Returns the
@@ -321,3 +380,20 @@ export interface Totals {
 
 /** The transition that made generation `generation`: ready, pending or gone. */
 export declare function transition(id: number, generation: number): LoggedTransition
+
+/** Stops watch `id` (from `watchFile`); its watcher stops with its last watch. */
+export declare function unwatchFile(id: number): void
+
+/**
+ * Wakes every watcher, in any process, of the breaker file under `array`
+ * (after a transition). Does nothing for other arrays.
+ */
+export declare function wakeFile(array: unknown): void
+
+/**
+ * Starts telling this thread (through its listener) whenever the
+ * GENERATION word of the breaker file under `array` changes from `seen`.
+ * Returns the watch's id, or -1 where futexes are not available or
+ * `array` is not over a breaker file (the caller polls instead).
+ */
+export declare function watchFile(array: unknown, seen: number): number

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.agentListen = nativeBinding.agentListen
 module.exports.arrayLength = nativeBinding.arrayLength
 module.exports.bulkheadAcquire = nativeBinding.bulkheadAcquire
 module.exports.bulkheadArrayLength = nativeBinding.bulkheadArrayLength
@@ -849,6 +850,11 @@ module.exports.constants = nativeBinding.constants
 module.exports.create = nativeBinding.create
 module.exports.dispose = nativeBinding.dispose
 module.exports.fileImage = nativeBinding.fileImage
+module.exports.fleetJoin = nativeBinding.fleetJoin
+module.exports.fleetLeave = nativeBinding.fleetLeave
+module.exports.fleetNoticed = nativeBinding.fleetNoticed
+module.exports.fleetOp = nativeBinding.fleetOp
+module.exports.fleetStats = nativeBinding.fleetStats
 module.exports.forceHalfOpen = nativeBinding.forceHalfOpen
 module.exports.hostClockMs = nativeBinding.hostClockMs
 module.exports.isolate = nativeBinding.isolate
@@ -865,3 +871,6 @@ module.exports.state = nativeBinding.state
 module.exports.stats = nativeBinding.stats
 module.exports.totals = nativeBinding.totals
 module.exports.transition = nativeBinding.transition
+module.exports.unwatchFile = nativeBinding.unwatchFile
+module.exports.wakeFile = nativeBinding.wakeFile
+module.exports.watchFile = nativeBinding.watchFile

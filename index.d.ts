@@ -304,6 +304,44 @@ export interface CircuitBreakerOptions {
   backoffMultiplier?: number
   /** Keep a latency histogram in the shared array (p50/p90/p99/max in `getStats()`). Default false. */
   histogram?: boolean
+  /** Fleet mode: one breaker across hosts through Redis or Valkey (docs/fleet.md). */
+  fleet?: FleetOptions | null
+}
+
+/** The `fleet` option (docs/fleet.md). */
+export interface FleetOptions {
+  /** `redis://`, `rediss://` (TLS), `valkey://` or `valkeys://`, with `user:password@` if needed. */
+  url: string
+  /** This host's id: the same for every process of a host. Default `os.hostname()`. */
+  host?: string
+  /** The fleet breaker's name in the store. Default the breaker's `name`. */
+  key?: string
+  /** Distinct hosts whose trip votes open the fleet, 1 to 1000. Default 2. */
+  quorum?: number
+  /** How long a trip vote counts, ms. Default 60000. */
+  voteWindow?: number
+  /** How long the fleet's probe lease lasts, ms; longer than a call can take. Default 10000. */
+  lease?: number
+  /** Deadline of every store command, ms. Default 250. */
+  commandTimeout?: number
+  /** Period of the full re-read, ms. Default 1000. */
+  refresh?: number
+  /** The URL names one node of a Redis Cluster. Default false. */
+  cluster?: boolean
+}
+
+/** `getStats().fleet` of a fleet breaker. */
+export interface FleetStats {
+  host: string
+  /** Whether the store answers (false between `fleetDegraded` and `fleetRecovered`). */
+  connected: boolean
+  /** The fleet's state as last read; 'unknown' before the store first answered. */
+  state: 'open' | 'closed' | 'unknown'
+  /** The fleet record's version; '' before the first. */
+  version: string
+  quorum: number
+  /** Whether the fleet holds this host OPEN now. */
+  held: boolean
 }
 
 /** Payload of the `open`, `halfOpen` and `close` events. */
@@ -316,6 +354,8 @@ export interface StateChange {
   threadId: number
   /** The transition's number (the GENERATION slot after it). */
   generation: number
+  /** True when fleet mode made the transition on this host (absent otherwise). */
+  fleet?: true
 }
 
 export interface CircuitBreakerEvents {
@@ -327,6 +367,10 @@ export interface CircuitBreakerEvents {
   reject: [error: CircuitOpenError]
   timeout: [error: CircuitTimeoutError, durationMs: number]
   fallback: [result: unknown, error: unknown]
+  /** Fleet mode: the store cannot be used; the breaker runs host-local. */
+  fleetDegraded: [info: { reason: string }]
+  /** Fleet mode: the store answers again; the fleet's state is adopted. */
+  fleetRecovered: []
 }
 
 /** What `getStats()` returns. Counts are over every thread sharing the array. */
@@ -367,6 +411,8 @@ export interface CircuitBreakerStats {
     p99: number
     buckets: Array<{ le: number; count: number }>
   }
+  /** Fleet mode's view; null without the `fleet` option. */
+  fleet?: FleetStats | null
 }
 
 /** Returned by `isolate()`. */

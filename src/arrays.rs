@@ -10,6 +10,44 @@ use std::ffi::c_void;
 use std::sync::atomic::AtomicI32;
 use std::sync::Arc;
 
+/// What N-API says of a typed array: its element type, its length in
+/// elements, where its data starts, and its buffer.
+pub(crate) struct TypedArray {
+    pub kind: sys::napi_typedarray_type,
+    pub length: usize,
+    pub data: *mut c_void,
+    pub buffer: sys::napi_value,
+}
+
+/// # Safety
+/// `env` and `value` must be live handles of the current call, and `value`
+/// a typed array.
+pub(crate) unsafe fn typed_array_info(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> napi::Result<TypedArray> {
+    let (mut kind, mut length, mut data) = (0, 0usize, std::ptr::null_mut::<c_void>());
+    let (mut buffer, mut byte_offset) = (std::ptr::null_mut(), 0usize);
+    // SAFETY: per this function's contract; out-pointers are valid locals.
+    check(unsafe {
+        sys::napi_get_typedarray_info(
+            env,
+            value,
+            &mut kind,
+            &mut length,
+            &mut data,
+            &mut buffer,
+            &mut byte_offset,
+        )
+    })?;
+    Ok(TypedArray {
+        kind,
+        length,
+        data,
+        buffer,
+    })
+}
+
 /// Checks that `value` is an `Int32Array` over a `SharedArrayBuffer` (or
 /// over a breaker file's mapping) that can hold a breaker, and views its
 /// memory as slots.
@@ -45,21 +83,13 @@ pub(crate) fn shared_memory(
             describe(env, value)
         )));
     }
-    let (mut kind, mut length, mut data) = (0, 0usize, std::ptr::null_mut::<c_void>());
-    let (mut buffer, mut byte_offset) = (std::ptr::null_mut(), 0usize);
     // SAFETY: as above; `value` is a typed array.
-    check(unsafe {
-        sys::napi_get_typedarray_info(
-            env,
-            value,
-            &mut kind,
-            &mut length,
-            &mut data,
-            &mut buffer,
-            &mut byte_offset,
-        )
-    })
-    .map_err(napi_failed)?;
+    let TypedArray {
+        kind,
+        length,
+        data,
+        buffer,
+    } = unsafe { typed_array_info(env, value) }.map_err(napi_failed)?;
     if kind != sys::TypedarrayType::int32_array {
         return Err(Thrown::Type(format!(
             "{}, got {}",

@@ -11,8 +11,8 @@
 //!        4  FAILURE_COUNT              consecutive failures
 //!        5  LAYOUT_VERSION             0 in a fresh buffer, LAYOUT_MAGIC once used
 //!        6  LAST_FAILURE_TIME (+7 _HI) ms since the epoch, 0 = never
-//!        8  MODE                       switches (words::MODE_DISABLED)
-//!        9  (unused)
+//!        8  MODE                       switches (words::MODE_DISABLED, words::MODE_FLEET_HOLD)
+//!        9  FLEET_LEASE                the fleet probe lease this host acts on, see `fleet`
 //!       10  REOPENINGS                 failed probes since the breaker last closed
 //!       12  HALF_OPEN (+13 _HI)        the probe word (words::ProbeWord)
 //!       14  FEATURES (+15 _HI)         what lies past SLOT_COUNT (features::Features)
@@ -52,6 +52,9 @@ pub const LAYOUT_VERSION: usize = 5;
 pub const LAST_FAILURE_TIME: usize = 6;
 /// Shared switches (32-bit): see [`crate::words::MODE_DISABLED`].
 pub const MODE: usize = 8;
+/// The fleet probe lease this host is acting on (0: none), so that one
+/// process of the host acts on a lease. See `fleet`.
+pub const FLEET_LEASE: usize = 9;
 /// The isolation word ([`crate::words::IsolationWord`]): while it holds
 /// any isolation the breaker stays OPEN.
 pub const ISOLATIONS: usize = 18;
@@ -127,7 +130,7 @@ impl Stripe {
     }
 }
 
-const HEADER_NAMES: [(usize, &str); 18] = [
+const HEADER_NAMES: [(usize, &str); 19] = [
     (STATE, "STATE"),
     (GENERATION, "GENERATION"),
     (TIMER, "TIMER"),
@@ -137,6 +140,7 @@ const HEADER_NAMES: [(usize, &str); 18] = [
     (LAST_FAILURE_TIME, "LAST_FAILURE_TIME"),
     (LAST_FAILURE_TIME + 1, "LAST_FAILURE_TIME_HI"),
     (MODE, "MODE"),
+    (FLEET_LEASE, "FLEET_LEASE"),
     (REOPENINGS, "REOPENINGS"),
     (HALF_OPEN, "HALF_OPEN"),
     (HALF_OPEN + 1, "HALF_OPEN_HI"),

@@ -30,6 +30,7 @@ pub mod config;
 pub mod counters;
 pub mod features;
 pub mod file;
+pub mod fleet;
 pub mod histogram;
 pub mod layout;
 pub mod log;

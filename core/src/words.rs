@@ -253,12 +253,16 @@ impl IsolationWord {
     }
 }
 
-/// The mode word (slot `MODE`), a 32-bit atomic of switches; only bit 0 is
-/// used: set, the breaker is disabled (every call runs and nothing opens
+/// The mode word (slot `MODE`), a 32-bit atomic of switches. Bit 0 set: the
+/// breaker is disabled (every call runs and nothing opens
 /// it; counting goes on). Set and cleared with `fetch_or`/`fetch_and`, read
 /// with read-modify-writes where a racing transition must see it (see
 /// `machine`).
 pub(crate) const MODE_DISABLED: i32 = 1;
+/// Bit 1 of the mode word: while set the fleet holds the breaker OPEN, as an
+/// isolation does (no local probe). A flag, not a count: every process of a
+/// host sets and clears it alike (see `fleet`).
+pub(crate) const MODE_FLEET_HOLD: i32 = 2;
 
 /// Bits of an actor (who made a transition) in a [`LogHead`].
 const ACTOR_BITS: u32 = 20;

@@ -58,7 +58,7 @@ impl<C: Cells> Breaker<C> {
         let now = &now;
         if !self.control_word().is(State::Closed) {
             let overrides = self.overrides();
-            if overrides.isolations > 0 {
+            if overrides.isolations > 0 || self.fleet_held() {
                 let made = self.hold_open(now);
                 return (self.reject(stripe), made);
             }
@@ -378,7 +378,8 @@ impl<C: Cells> Breaker<C> {
         let now = &now;
         loop {
             let (word, timer, view) = self.view();
-            if self.overrides().isolations > 0 && !matches!(view, View::Invalid) {
+            let held = self.overrides().isolations > 0 || self.fleet_held();
+            if held && !matches!(view, View::Invalid) {
                 return State::Open;
             }
             match view {
@@ -400,7 +401,7 @@ impl<C: Cells> Breaker<C> {
     }
 
     /// Moves any state but OPEN to OPEN.
-    pub(super) fn hold_open(&self, now: &impl Clock) -> Option<Transition> {
+    pub(crate) fn hold_open(&self, now: &impl Clock) -> Option<Transition> {
         loop {
             let word = self.control_word();
             if word.is(State::Open) {
@@ -416,7 +417,7 @@ impl<C: Cells> Breaker<C> {
     /// Closes the breaker now, whatever its state, and starts its counts
     /// over. Returns the transition it made: CLOSED, or OPEN when what came
     /// in meanwhile reopened it at once.
-    pub(super) fn close_now(&self, now: &impl Clock) -> Option<Transition> {
+    pub(crate) fn close_now(&self, now: &impl Clock) -> Option<Transition> {
         self.cells.word(FAILURE_COUNT).store(0, Release);
         loop {
             let word = self.control_word();
