@@ -9,8 +9,92 @@
  */
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
+/**
+ * Makes `callback(kind, id, text)` this thread's listener for the agent
+ * (once per thread; unref'd, released when the thread's env goes away).
+ */
+export declare function agentListen(callback: unknown): void
+
 /** Array length (in Int32 slots) a breaker with these options needs. */
 export declare function arrayLength(failureThreshold: number, resetTimeout: number, policies: PolicyOptions): number
+
+/**
+ * Takes a permit (free, or reclaimed from a holder past `leaseMs`),
+ * trying permit `start` first. Returns its token (>= 0); else, with
+ * `queue`, takes a queue place and returns `-2 - placeToken`; else (or
+ * with every place taken) counts a rejection and returns -1.
+ */
+export declare function bulkheadAcquire(array: unknown, start: number, leaseMs: number, queue: boolean): number
+
+/**
+ * Array length (in Int32 slots) a bulkhead of `maxConcurrent` permits and
+ * `maxQueue` queue places needs. Throws `RangeError` for sizes out of range.
+ */
+export declare function bulkheadArrayLength(maxConcurrent: number, maxQueue: number): number
+
+/**
+ * Makes `array` a bulkhead of this size, or joins the one there. Throws
+ * `TypeError` for an array that is not an `Int32Array`, `RangeError` for
+ * sizes out of range, a misaligned or short array, or one holding another
+ * bulkhead size or something else.
+ */
+export declare function bulkheadClaim(array: unknown, maxConcurrent: number, maxQueue: number): void
+
+/** A release made in JavaScript found its permit reclaimed: counts it. */
+export declare function bulkheadCountLost(array: unknown): void
+
+export declare function bulkheadLayout(): BulkheadLayout
+
+/** Where the facade finds what it reads and writes itself. */
+export interface BulkheadLayout {
+  /** Slot of permit 0's HOLDER word. */
+  permitBase: number
+  /** Slots from one permit to the next. */
+  permitStride: number
+  /** The QUEUED counter. */
+  queued: number
+  /** The WAKE sequence waiters wait on. */
+  wake: number
+}
+
+/**
+ * A waiter gives its queue place back without a permit: counted as a
+ * rejection (and a queue timeout with `timedOut`).
+ */
+export declare function bulkheadLeave(array: unknown, placeToken: number, timedOut: boolean): void
+
+/**
+ * Releases permit `token`: 1 freed and calls wait (WAKE was bumped: notify
+ * it), 0 freed, -1 lost (it had been reclaimed after its lease; counted).
+ */
+export declare function bulkheadRelease(array: unknown, token: number): number
+
+/**
+ * For a waiter holding queue place `placeToken`: takes a permit as
+ * `bulkheadAcquire` does and, if it got one, gives the place back and
+ * returns the permit's token; else -1 (still queued).
+ */
+export declare function bulkheadRetry(array: unknown, start: number, leaseMs: number, placeToken: number): number
+
+export declare function bulkheadStats(array: unknown): BulkheadStats
+
+/** What `Bulkhead#getStats()` reports, over every thread and process. */
+export interface BulkheadStats {
+  maxConcurrent: number
+  maxQueue: number
+  /** Permits held now (including by holders that died, until reclaimed). */
+  inUse: number
+  /** Calls waiting for a permit now. */
+  queued: number
+  /** Calls refused: bulkhead and queue full, or waited queueTimeout. */
+  rejected: number
+  /** Of which waited queueTimeout in the queue first. */
+  queueTimeouts: number
+  /** Permits taken back from holders past their lease. */
+  reclaimed: number
+  /** Releases that found their permit reclaimed. */
+  lostReleases: number
+}
 
 /** The numbers the facade and the binding share (see `Constants`). */
 export declare function constants(): Constants
@@ -53,9 +137,62 @@ export declare function dispose(owner: object): boolean
 export declare function fileImage(slots: number): Buffer
 
 /**
+ * Joins breaker `id` of this thread to the fleet; returns its listener
+ * token. A bad URL throws a TypeError; an unreachable store or a refused
+ * password arrives later as `fleetDegraded`.
+ */
+export declare function fleetJoin(id: number, options: FleetJoinOptions): number
+
+/** What the facade passes after checking every option (docs/fleet.md). */
+export interface FleetJoinOptions {
+  url: string
+  host: string
+  key: string
+  quorum: number
+  voteWindow: number
+  openMs: number
+  maxOpenMs: number
+  lease: number
+  commandTimeout: number
+  refresh: number
+  cluster: boolean
+}
+
+/** Breaker `token` leaves the fleet (dispose). */
+export declare function fleetLeave(token: number): void
+
+/**
+ * A transition was made through breaker `token`: a local opening (one the
+ * fleet did not make, and not an isolation) is this host's trip vote. Only
+ * ever called on a transition, never per call.
+ */
+export declare function fleetNoticed(token: number): void
+
+/**
+ * Operator actions on the whole fleet (the local effect is the caller's):
+ * 0 isolate, 1 release an isolation, 2 reset, 3 disable, 4 enable.
+ */
+export declare function fleetOp(token: number, op: number): void
+
+export declare function fleetStats(token: number): FleetStats | null
+
+/** `getStats().fleet`. */
+export interface FleetStats {
+  host: string
+  connected: boolean
+  /** 'open', 'closed', or 'unknown' before the store first answered. */
+  state: string
+  /** The fleet record's version (`epoch.seq`), '' before the first. */
+  version: string
+  quorum: number
+  /** Whether the fleet holds this host OPEN now. */
+  held: boolean
+}
+
+/**
  * Forces a new half-open episode: the next caller probes. Returns the
- * transition: 2 (half-opened), or 1 when an isolation holds the breaker
- * OPEN (isolation wins; the core says "opened" even when it already was).
+ * transition: 2 (half-opened), 1 when an isolation holds the breaker OPEN
+ * and this opened it (isolation wins), 0 when it made none.
  */
 export declare function forceHalfOpen(id: number): number
 
@@ -115,6 +252,33 @@ export interface PolicyOptions {
   /** Consecutive failures open the breaker too, beside the rate. */
   consecutiveToo?: boolean
   histogram?: boolean
+}
+
+/**
+ * Admits a call now if it is due within `maxWait` ms: returns the ms it
+ * must wait first (0: go now), or -1 - the ms it would have had to wait
+ * (refused; counted).
+ */
+export declare function rateLimiterAcquire(array: unknown, limit: number, interval: number, burst: number, maxWait: number): number
+
+/** Slots a rate limiter needs. */
+export declare function rateLimiterArrayLength(): number
+
+/**
+ * Makes `array` a rate limiter of `limit` calls per `interval` ms with
+ * bursts of `burst`, or joins the one there. Throws like `bulkheadClaim`.
+ */
+export declare function rateLimiterClaim(array: unknown, limit: number, interval: number, burst: number): void
+
+export declare function rateLimiterStats(array: unknown, limit: number, interval: number, burst: number): RateLimiterStats
+
+export interface RateLimiterStats {
+  /** Calls admitted. */
+  admitted: number
+  /** Of which waited first. */
+  delayed: number
+  /** Calls refused. */
+  rejected: number
 }
 
 /**
@@ -216,3 +380,20 @@ export interface Totals {
 
 /** The transition that made generation `generation`: ready, pending or gone. */
 export declare function transition(id: number, generation: number): LoggedTransition
+
+/** Stops watch `id` (from `watchFile`); its watcher stops with its last watch. */
+export declare function unwatchFile(id: number): void
+
+/**
+ * Wakes every watcher, in any process, of the breaker file under `array`
+ * (after a transition). Does nothing for other arrays.
+ */
+export declare function wakeFile(array: unknown): void
+
+/**
+ * Starts telling this thread (through its listener) whenever the
+ * GENERATION word of the breaker file under `array` changes from `seen`.
+ * Returns the watch's id, or -1 where futexes are not available or
+ * `array` is not over a breaker file (the caller polls instead).
+ */
+export declare function watchFile(array: unknown, seen: number): number

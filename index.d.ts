@@ -304,6 +304,44 @@ export interface CircuitBreakerOptions {
   backoffMultiplier?: number
   /** Keep a latency histogram in the shared array (p50/p90/p99/max in `getStats()`). Default false. */
   histogram?: boolean
+  /** Fleet mode: one breaker across hosts through Redis or Valkey (docs/fleet.md). */
+  fleet?: FleetOptions | null
+}
+
+/** The `fleet` option (docs/fleet.md). */
+export interface FleetOptions {
+  /** `redis://`, `rediss://` (TLS), `valkey://` or `valkeys://`, with `user:password@` if needed. */
+  url: string
+  /** This host's id: the same for every process of a host. Default `os.hostname()`. */
+  host?: string
+  /** The fleet breaker's name in the store. Default the breaker's `name`. */
+  key?: string
+  /** Distinct hosts whose trip votes open the fleet, 1 to 1000. Default 2. */
+  quorum?: number
+  /** How long a trip vote counts, ms. Default 60000. */
+  voteWindow?: number
+  /** How long the fleet's probe lease lasts, ms; longer than a call can take. Default 10000. */
+  lease?: number
+  /** Deadline of every store command, ms. Default 250. */
+  commandTimeout?: number
+  /** Period of the full re-read, ms. Default 1000. */
+  refresh?: number
+  /** The URL names one node of a Redis Cluster. Default false. */
+  cluster?: boolean
+}
+
+/** `getStats().fleet` of a fleet breaker. */
+export interface FleetStats {
+  host: string
+  /** Whether the store answers (false between `fleetDegraded` and `fleetRecovered`). */
+  connected: boolean
+  /** The fleet's state as last read; 'unknown' before the store first answered. */
+  state: 'open' | 'closed' | 'unknown'
+  /** The fleet record's version; '' before the first. */
+  version: string
+  quorum: number
+  /** Whether the fleet holds this host OPEN now. */
+  held: boolean
 }
 
 /** Payload of the `open`, `halfOpen` and `close` events. */
@@ -316,6 +354,8 @@ export interface StateChange {
   threadId: number
   /** The transition's number (the GENERATION slot after it). */
   generation: number
+  /** True when fleet mode made the transition on this host (absent otherwise). */
+  fleet?: true
 }
 
 export interface CircuitBreakerEvents {
@@ -327,6 +367,10 @@ export interface CircuitBreakerEvents {
   reject: [error: CircuitOpenError]
   timeout: [error: CircuitTimeoutError, durationMs: number]
   fallback: [result: unknown, error: unknown]
+  /** Fleet mode: the store cannot be used; the breaker runs host-local. */
+  fleetDegraded: [info: { reason: string }]
+  /** Fleet mode: the store answers again; the fleet's state is adopted. */
+  fleetRecovered: []
 }
 
 /** What `getStats()` returns. Counts are over every thread sharing the array. */
@@ -367,6 +411,8 @@ export interface CircuitBreakerStats {
     p99: number
     buckets: Array<{ le: number; count: number }>
   }
+  /** Fleet mode's view; null without the `fleet` option. */
+  fleet?: FleetStats | null
 }
 
 /** Returned by `isolate()`. */
@@ -490,6 +536,168 @@ export declare class CircuitBreaker {
   dispose(): void
   readonly failureThreshold: number
   readonly resetTimeout: number
+}
+
+/**
+ * The rejection of a call refused by a bulkhead: every permit held and the
+ * queue full (or `maxQueue` 0), or it waited `queueTimeout` ms in the queue
+ * (then `queueTimeout` is set). No stack trace is captured.
+ */
+export declare class BulkheadFullError extends Error {
+  readonly name: 'BulkheadFullError'
+  readonly code: 'ERR_BULKHEAD_FULL'
+  /** Set when the call waited in the queue this many ms first. */
+  readonly queueTimeout?: number
+}
+
+/** True for a `BulkheadFullError` from any copy of this package, in any realm. */
+export declare function isBulkheadFullError(value: unknown): value is BulkheadFullError
+
+/**
+ * The rejection of a call refused by a rate limiter: it would have had to
+ * wait `retryAfter` ms, more than `maxWait`. No stack trace is captured.
+ */
+export declare class RateLimitedError extends Error {
+  readonly name: 'RateLimitedError'
+  readonly code: 'ERR_RATE_LIMITED'
+  /** How long the call would have had to wait, ms. */
+  readonly retryAfter: number
+}
+
+/** True for a `RateLimitedError` from any copy of this package, in any realm. */
+export declare function isRateLimitedError(value: unknown): value is RateLimitedError
+
+export interface BulkheadOptions {
+  /** Calls in flight at once among every bulkhead over the array, in every thread and process: an integer from 1 to 65535. */
+  maxConcurrent: number
+  /** Calls that may wait for a permit, in all: an integer from 0 (no queue, the default) to 65535. */
+  maxQueue?: number
+  /** How long a call waits in the queue before it is refused, ms (1 to 2^31 - 1; default 10000). */
+  queueTimeout?: number
+  /**
+   * How long a permit (or queue place) may be held before another caller
+   * that needs one may take it back, ms (1 to 2^31 - 1; default 60000):
+   * counted from the first time a caller finds it held, so never sooner
+   * than this after it was taken. Set it above your longest call.
+   */
+  lease?: number
+  /** Label of the `metrics()` series (default `'default'`). */
+  name?: string
+}
+
+export interface BulkheadStats {
+  name: string
+  maxConcurrent: number
+  maxQueue: number
+  /** Permits held now (including by holders that died, until reclaimed). */
+  inUse: number
+  /** Calls waiting for a permit now. */
+  queued: number
+  /** Calls refused: full, or waited `queueTimeout`. */
+  rejected: number
+  /** Of `rejected`, calls that waited `queueTimeout` first. */
+  queueTimeouts: number
+  /** Permits taken back from holders past their lease. */
+  reclaimed: number
+  /** Releases that found their permit reclaimed (their call outlived the lease). */
+  lostReleases: number
+}
+
+/** A permit taken by `tryAcquire()`. */
+export interface BulkheadPermit {
+  /** Gives the permit back (once; later calls do nothing). */
+  release(): void
+  [Symbol.dispose]?(): void
+}
+
+/**
+ * At most `maxConcurrent` calls in flight among every bulkhead over the same
+ * array, in every thread (and, over a file, every process).
+ */
+export declare class Bulkhead {
+  /**
+   * @param array an `Int32Array` over a `SharedArrayBuffer` of at least
+   *   `Bulkhead.arrayLength(options)` elements, zeroed or already a bulkhead
+   *   of the same `maxConcurrent` and `maxQueue`.
+   * @throws TypeError for an array or option of the wrong kind; RangeError
+   *   for an option out of range or an array too short or holding something else.
+   */
+  constructor(array: Int32Array, options: BulkheadOptions)
+  /** Length (in `Int32Array` elements) of the array a bulkhead with these options needs. */
+  static arrayLength(options: BulkheadOptions): number
+  /** A zeroed `Int32Array` over a new `SharedArrayBuffer`, as long as `arrayLength(options)`. */
+  static createSharedArray(options: BulkheadOptions): Int32Array
+  /** A bulkhead over the bulkhead file at `path`, shared by every process that opens it. */
+  static fromFile(path: string | FileURL, options: BulkheadOptions & BreakerFileOptions): Bulkhead
+  /**
+   * Runs `task` once it holds a permit and releases the permit when the task
+   * settles. Rejects with a `BulkheadFullError` when full, without calling the task.
+   */
+  execute<T>(task: () => T | PromiseLike<T>): Promise<T>
+  /** A permit if one is free now (or reclaimable), else null (counted as a rejection). */
+  tryAcquire(): BulkheadPermit | null
+  getStats(): BulkheadStats
+  /** The stats in the Prometheus text format. */
+  metrics(): string
+  readonly name: string
+}
+
+/** Prometheus text for several bulkheads, one series each, labelled with its name. */
+export declare function bulkheadMetrics(bulkheads: ReadonlyArray<Bulkhead>): string
+
+export interface RateLimiterOptions {
+  /** Calls per `interval`: an integer from 1 to 2^32 - 1. */
+  limit: number
+  /** ms: an integer from 1 to 2^31 - 1. */
+  interval: number
+  /**
+   * Calls that may go at once (default 1: calls evenly spaced, at most
+   * `limit` in any span of `interval`); any span of `interval` then holds
+   * at most `limit + burst - 1`.
+   */
+  burst?: number
+  /** How long `execute` may wait for its turn, ms (0, the default, to 2^31 - 1). */
+  maxWait?: number
+  name?: string
+}
+
+export interface RateLimiterStats {
+  name: string
+  limit: number
+  interval: number
+  burst: number
+  /** Calls admitted, in every thread and process. */
+  admitted: number
+  /** Of `admitted`, calls that waited first. */
+  delayed: number
+  /** Calls refused. */
+  rejected: number
+}
+
+/**
+ * At most `limit` calls per `interval` ms among every rate limiter over the
+ * same array, in every thread (and, over a file, every process): the generic
+ * cell rate algorithm on the host's monotonic clock.
+ */
+export declare class RateLimiter {
+  /**
+   * @param array an `Int32Array` over a `SharedArrayBuffer` of at least
+   *   `RateLimiter.arrayLength()` elements, zeroed or already a rate limiter
+   *   of the same `limit`, `interval` and `burst`.
+   */
+  constructor(array: Int32Array, options: RateLimiterOptions)
+  static arrayLength(): number
+  static createSharedArray(): Int32Array
+  static fromFile(path: string | FileURL, options: RateLimiterOptions & BreakerFileOptions): RateLimiter
+  /** True (counted against the limit) if a call may go now; false (counted as a rejection) otherwise. */
+  tryAcquire(): boolean
+  /**
+   * Runs `task` when its turn comes, at once or after up to `maxWait` ms;
+   * rejects with a `RateLimitedError` without calling it if it would wait longer.
+   */
+  execute<T>(task: () => T | PromiseLike<T>): Promise<T>
+  getStats(): RateLimiterStats
+  readonly name: string
 }
 
 export default CircuitBreaker

@@ -12,6 +12,10 @@
 //   options.js    reading and checking options; array sizes
 //   files.js      breaker files
 //   errors.js     CircuitOpenError, CircuitTimeoutError
+//   bulkhead.js   the Bulkhead: permits shared by every thread and process
+//   rate-limiter.js  the RateLimiter: GCRA shared by every thread and process
+//   limit-errors.js  BulkheadFullError, RateLimitedError
+//   limit-memory.js  the arrays and files bulkheads and rate limiters live in
 //   stats.js      the getStats() object
 //   metrics.js    Prometheus output
 //   dashboard.js  the live dashboard: a request handler (dashboard-page.js: its page)
@@ -33,6 +37,14 @@ const {
 const { arrayLength, createSharedArray } = require('./lib/options.js')
 const { openBreakerFile } = require('./lib/files.js')
 const { prometheusText, registerPrometheus } = require('./lib/metrics.js')
+const { Bulkhead, bulkheadMetrics } = require('./lib/bulkhead.js')
+const { RateLimiter } = require('./lib/rate-limiter.js')
+const {
+  BulkheadFullError,
+  RateLimitedError,
+  isBulkheadFullError,
+  isRateLimitedError,
+} = require('./lib/limit-errors.js')
 const { dashboard } = require('./lib/dashboard.js')
 const { registerOpenTelemetry } = require('./lib/opentelemetry.js')
 
@@ -49,6 +61,13 @@ module.exports = {
   openBreakerFile,
   prometheusText,
   registerPrometheus,
+  Bulkhead,
+  RateLimiter,
+  BulkheadFullError,
+  RateLimitedError,
+  isBulkheadFullError,
+  isRateLimitedError,
+  bulkheadMetrics,
   dashboard,
   registerOpenTelemetry,
   default: CircuitBreaker,

@@ -14,6 +14,13 @@ export const {
   openBreakerFile,
   prometheusText,
   registerPrometheus,
+  Bulkhead,
+  RateLimiter,
+  BulkheadFullError,
+  RateLimitedError,
+  isBulkheadFullError,
+  isRateLimitedError,
+  bulkheadMetrics,
   dashboard,
   registerOpenTelemetry,
 } = cjs

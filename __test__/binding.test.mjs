@@ -105,10 +105,9 @@ test('the overrides answer the transition they made: 0 none, 1 opened, 2 half-op
   assert.ok(Number.isInteger(first.epoch) && first.epoch >= 0 && first.epoch < 2 ** 48, `epoch ${first.epoch}`)
   const second = answers(b, () => native.isolate(b.id))
   assert.deepEqual(second, { epoch: first.epoch, transition: 0 }, 'OPEN already')
-  // Isolation wins: the breaker stays OPEN, and the core answers "opened"
-  // though it was already (a spurious wake at worst).
+  // Isolation wins: the breaker stays OPEN, and no transition is made.
   const generation = b.generation()
-  assert.equal(native.forceHalfOpen(b.id), 1)
+  assert.equal(native.forceHalfOpen(b.id), 0)
   assert.equal(b.generation(), generation)
   for (const epoch of [first.epoch + 1, -1, 0.5, 2 ** 48, NaN, Infinity]) {
     assert.equal(answers(b, () => native.releaseIsolation(b.id, epoch)), 0, `epoch ${epoch} releases nothing`)

@@ -9,6 +9,7 @@
 import { Worker } from 'node:worker_threads'
 import { createRequire } from 'node:module'
 import os from 'node:os'
+import { BULKHEAD_OPTIONS } from './lib/contenders.mjs'
 
 const { contender, calls, reps, warmups } = JSON.parse(process.argv[2])
 const WORKERS = 2
@@ -28,8 +29,10 @@ for (let rep = 0; rep < reps; rep++) {
 
 const control = new Int32Array(new SharedArrayBuffer(4))
 const require = createRequire(import.meta.url)
-const ours = contender === 'ours' ? require('..') : null
+const ours = contender === 'ours' || contender === 'ours-bulkhead' ? require('..') : null
 const shared = ours ? ours.createSharedArray() : null
+// ours-bulkhead: ONE bulkhead shared by both workers too, around the shared breaker.
+const sharedBulkhead = contender === 'ours-bulkhead' ? ours.Bulkhead.createSharedArray(BULKHEAD_OPTIONS) : undefined
 
 const out = { contender, calls, reps, workers: WORKERS, samples: {}, problems: [], pinning: [] }
 for (const active of [1, 2]) for (const role of ['baseline', 'contender']) out.samples[`${role}-${active}`] = []
@@ -44,7 +47,7 @@ const receive = async () => {
 const exited = []
 for (let index = 0; index < WORKERS; index++) {
   const worker = new Worker(new URL('./lib/thread-worker.mjs', import.meta.url), {
-    workerData: { contender, index, cpu: index % cpus, calls, phases, control, shared },
+    workerData: { contender, index, cpu: index % cpus, calls, phases, control, shared, sharedBulkhead },
   })
   worker.on('message', (message) => {
     inbox.push({ index, ...message })
@@ -121,6 +124,10 @@ if (ours) {
   out.sharedSuccesses = successes
   if (successes !== contenderCalls) out.problems.push(`shared success count ${successes}, expected ${contenderCalls}`)
   if (reader.getState() !== 'CLOSED') out.problems.push(`shared breaker is ${reader.getState()}`)
+}
+if (sharedBulkhead) {
+  const { inUse, rejected } = new ours.Bulkhead(sharedBulkhead, BULKHEAD_OPTIONS).getStats()
+  if (inUse !== 0 || rejected !== 0) out.problems.push(`shared bulkhead: ${inUse} permits held, ${rejected} calls refused`)
 }
 process.stdout.write(`${JSON.stringify(out)}\n`)
 process.exit(0)

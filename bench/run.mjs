@@ -12,7 +12,19 @@ import fs from 'node:fs'
 import os from 'node:os'
 import path from 'node:path'
 import { fileURLToPath } from 'node:url'
-import { CONTENDERS, FEATURE_ROWS, OURS_VARIANTS, PEERS, PEER_VARIANTS, VARIANT_SCENARIOS, contenderLabel, isPeerVariant, isVariant } from './lib/contenders.mjs'
+import {
+  CONTENDERS,
+  FEATURE_ROWS,
+  OURS_VARIANTS,
+  PEERS,
+  PEER_VARIANTS,
+  THREAD_VARIANTS,
+  VARIANT_REFERENCE,
+  VARIANT_SCENARIOS,
+  contenderLabel,
+  isPeerVariant,
+  isVariant,
+} from './lib/contenders.mjs'
 import { median } from './lib/loops.mjs'
 import { TIMING_SCENARIOS, SCENARIO_NAMES } from './lib/scenarios.mjs'
 
@@ -80,6 +92,8 @@ function parseArgs(argv) {
   // The variants of ours sit out the other scenarios, threads and memory.
   options.mainContenders = options.contenderList.filter((c) => !isVariant(c))
   options.variants = options.contenderList.filter(isVariant)
+  // ...except the shared bulkhead, which also runs in threads.
+  options.threadContenders = [...options.mainContenders, ...options.variants.filter((c) => THREAD_VARIANTS.includes(c))]
   return options
 }
 
@@ -172,7 +186,7 @@ for (const scenario of timingNames) {
   }
 }
 if (options.scenarios.includes('threads')) {
-  for (const contender of options.mainContenders) {
+  for (const contender of options.threadContenders) {
     const t = Date.now()
     const result = await runChild('child-threads.mjs', { contender, calls: options.calls, reps: options.reps, warmups: options.warmups })
     results.threads[contender] = result
@@ -260,7 +274,7 @@ function summarizeThreads(contender) {
 }
 const threadSummary = {}
 if (options.scenarios.includes('threads')) {
-  for (const contender of options.mainContenders) threadSummary[contender] = summarizeThreads(contender)
+  for (const contender of options.threadContenders) threadSummary[contender] = summarizeThreads(contender)
 }
 if (options.scenarios.includes('memory')) {
   for (const contender of options.mainContenders) {
@@ -307,6 +321,20 @@ if (options.contenderList.includes('ours')) {
       const slowest = Math.min(...Object.values(speedups))
       return { pass: slowest >= 4, value: slowest, speedups }
     })
+  }
+  const bulkheadSeq = timingSummary['closed-seq']?.['ours-bulkhead']
+  if (bulkheadSeq) {
+    target('bulkhead-seq', 'shared bulkhead on top of the CLOSED path, sequential: <= +60 ns over the breaker alone', () => {
+      if (!okCell(bulkheadSeq) || !okCell(ours('closed-seq'))) return { pass: null }
+      const added = (bulkheadSeq.ratio - ours('closed-seq').ratio) * ours('closed-seq').baselines.success.ns
+      return { pass: added <= 60, value: added, unit: 'ns' }
+    })
+  }
+  if (threadSummary['ours-bulkhead']) {
+    const s = threadSummary['ours-bulkhead']
+    target('bulkhead-threads', "2 pinned workers on ONE shared bulkhead: 2-vs-1 scaling >= 0.8 of the bare baseline's own", () =>
+      okCell(s) ? { pass: s.scaling >= 0.8 * s.scalingBaseline, value: s.scaling / s.scalingBaseline } : { pass: null },
+    )
   }
   if (threadSummary.ours) {
     target('threads', '2 workers vs 1, CLOSED, one shared breaker >= 1.8x', () =>
@@ -437,20 +465,38 @@ if (options.variants.length && variantScenarios.length) {
     `The same breaker as circuit-breaker-js above (first row, no options), then with one feature each, every row in a process of its own like every other cell. Cells: median ns per call · ratio to the baseline measured in the same process. "vs ours": the added cost per call, (row ratio − ours ratio) × the baseline ns of ours' process. The bare row's ratio (ideally 1.00x) is the noise of the run.`,
   )
   out()
-  const head = ['configuration', ...variantScenarios.flatMap((scenario) => [TIMING_SCENARIO_LABELS[scenario] ?? scenario, 'vs ours'])]
+  const head = ['configuration', ...variantScenarios.flatMap((scenario) => [TIMING_SCENARIO_LABELS[scenario] ?? scenario, 'vs reference'])]
   out(`| ${head.join(' | ')} |`)
   out(`|${head.map((_, i) => (i === 0 ? ':---' : '---:')).join('|')}|`)
-  const rows = [...(options.contenderList.includes('bare') ? ['bare'] : []), ...(options.contenderList.includes('ours') ? ['ours'] : []), ...options.variants.filter((v) => !isPeerVariant(v))]
+  // A variant with another reference (cockatiel's bulkhead: cockatiel's
+  // breaker alone) brings that reference's row along, just above it.
+  const references = [...new Set(options.variants.map((v) => VARIANT_REFERENCE[v]).filter((r) => r && options.contenderList.includes(r)))]
+  const rows = [
+    ...(options.contenderList.includes('bare') ? ['bare'] : []),
+    ...(options.contenderList.includes('ours') ? ['ours'] : []),
+    ...options.variants.filter((v) => !VARIANT_REFERENCE[v] && !isPeerVariant(v)),
+    ...references,
+    ...options.variants.filter((v) => VARIANT_REFERENCE[v]),
+  ]
   for (const contender of rows) {
-    const label = contender === 'ours' ? 'circuit-breaker-js, no options (reference)' : contender === 'bare' ? 'bare `task()` (noise check)' : `circuit-breaker-js ${contenderLabel(contender)}`
+    const label =
+      contender === 'ours'
+        ? 'circuit-breaker-js, no options (reference)'
+        : contender === 'bare'
+          ? 'bare `task()` (noise check)'
+          : references.includes(contender)
+            ? `${contenderLabel(contender)} (reference of the row below)`
+            : VARIANT_REFERENCE[contender]
+              ? contenderLabel(contender)
+              : `circuit-breaker-js ${contenderLabel(contender)}`
     const cells = variantScenarios.flatMap((scenario) => {
       const cell = timingSummary[scenario][contender]
-      const reference = timingSummary[scenario].ours
+      const reference = timingSummary[scenario][VARIANT_REFERENCE[contender] ?? 'ours']
       let delta = '–'
       if (isVariant(contender) && okCell(cell) && okCell(reference)) {
         const base = reference.baselines[TIMING_SCENARIOS[scenario].baselines[0]].ns
         delta = fmtDelta((cell.ratio - reference.ratio) * base)
-      } else if (contender === 'ours' && okCell(cell)) delta = '(reference)'
+      } else if ((contender === 'ours' || references.includes(contender)) && okCell(cell)) delta = '(reference)'
       return [cellText(cell), delta]
     })
     out(`| ${[label, ...cells].join(' | ')} |`)
@@ -513,6 +559,21 @@ if (Object.keys(threadSummary).length) {
   out(tableRow('CLOSED success, 1 worker', columns.map((c) => threadCell(c, (s) => `${fmtRate(s.contender1)} · ${fmtX(s.ratio1)}`))))
   out(tableRow('CLOSED success, 2 workers', columns.map((c) => threadCell(c, (s) => `${fmtRate(s.contender2)} · ${fmtX(s.ratio2)}`))))
   out(tableRow('CLOSED success, 2 vs 1', columns.map((c) => threadCell(c, (s) => fmtX(s.scaling))), verdict('threads')))
+  const shared = threadSummary['ours-bulkhead']
+  if (shared && shared.status !== 'absent') {
+    out()
+    out(
+      'ONE shared `Bulkhead` (`maxConcurrent: 64`) around the ONE shared breaker, both workers (a process of its own, its own baselines):',
+    )
+    out()
+    out('| | calls/s, 1 worker | calls/s, 2 workers | 2 vs 1 | bare baseline 2 vs 1 | scaling / baseline scaling |')
+    out('|:---|---:|---:|---:|---:|---:|')
+    out(
+      shared.status === 'ok'
+        ? `| circuit-breaker-js ${contenderLabel('ours-bulkhead')} | ${fmtRate(shared.contender1)} · ${fmtX(shared.ratio1)} | ${fmtRate(shared.contender2)} · ${fmtX(shared.ratio2)} | ${fmtX(shared.scaling)} | ${fmtX(shared.scalingBaseline)} | ${fmtX(shared.scaling / shared.scalingBaseline)} ${verdict('bulkhead-threads')} |`
+        : `| ours-bulkhead | INVALID [${note(`invalid (threads, ours-bulkhead): ${shared.problems.slice(0, 3).join('; ')}`)}] | | | | |`,
+    )
+  }
   const pinning = Object.values(threadSummary).flatMap((s) => s.pinning ?? [])
   const unpinned = pinning.filter((p) => p && !p.pinned)
   out()
@@ -588,7 +649,7 @@ if (targets.length) {
   out('## Targets (circuit-breaker-js)')
   out()
   for (const t of targets) {
-    const value = t.value === undefined ? '' : ` (measured ${fmtX(t.value)}${t.speedups ? `; ${Object.entries(t.speedups).map(([p, s]) => `${p} ${fmtX(s)}`).join(', ')}` : ''})`
+    const value = t.value === undefined ? '' : ` (measured ${t.unit === 'ns' ? `${t.value >= 0 ? '+' : '−'}${fmtNs(Math.abs(t.value))}` : fmtX(t.value)}${t.speedups ? `; ${Object.entries(t.speedups).map(([p, s]) => `${p} ${fmtX(s)}`).join(', ')}` : ''})`
     out(`- ${t.pass === null ? 'n/a ' : t.pass ? 'PASS' : 'FAIL'}  ${t.text}${value}`)
   }
   out()

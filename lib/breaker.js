@@ -20,12 +20,15 @@ const { afterTransition, unwatch, watch } = require('./watch.js')
 const { BreakerContext } = require('./context.js')
 const { GeneralPath } = require('./general.js')
 const { statsObject } = require('./stats.js')
+const fleetMode = require('./fleet.js')
 const { prometheusText } = require('./metrics.js')
 
 const CLOSED = CircuitBreakerStates.CLOSED
 // A breaker's checked options, for the package's own modules (the dashboard
 // shows the thresholds): set by the class below, not exported from index.js.
 let configOf
+// Set while `fromFile` builds its throwaway breaker (options check only).
+let checkingOnly = false
 const STATE_EVENTS = ['open', 'halfOpen', 'close']
 const CALL_EVENTS = ['success', 'failure', 'reject', 'timeout', 'fallback']
 
@@ -55,6 +58,8 @@ class CircuitBreaker extends EventEmitter {
   #calls
   #general = false
   #stateListeners = false
+  // Fleet mode (fleet.js): { op, stats, leave }, or undefined.
+  #fleet
 
   constructor(sharedArray, failureThreshold, resetTimeout, openFallback, failureFallback) {
     super()
@@ -64,6 +69,7 @@ class CircuitBreaker extends EventEmitter {
     this.#resetTimeout = config.resetTimeout
     this.#openFallback = config.openFallback
     this.#failureFallback = config.failureFallback
+    const fleet = fleetMode.readFleetOptions(config.fleet, config)
     // Validates the array (TypeError / RangeError) and the numbers (RangeError).
     const id = native.create(
       this,
@@ -78,6 +84,7 @@ class CircuitBreaker extends EventEmitter {
     // handle) cannot be collected.
     const context = new BreakerContext(this, id, sharedArray, config)
     this.#context = context
+    if (fleet !== undefined && !checkingOnly) this.#fleet = fleetMode.joinFleet(context, fleet)
     const batch = successBatch(context)
     this.#calls = new GeneralPath(context, batch)
     const recordSuccess = batch.recordSuccess
@@ -110,7 +117,13 @@ class CircuitBreaker extends EventEmitter {
   static fromFile(path, options) {
     // The breaker's own options are checked before any file is created.
     const breakerOptions = typeof options === 'object' && options !== null ? options : undefined
-    new CircuitBreaker(createSharedArray(breakerOptions), options ?? {}).dispose()
+    // The throwaway breaker checks `fleet` too, but joins nothing.
+    checkingOnly = true
+    try {
+      new CircuitBreaker(createSharedArray(breakerOptions), options ?? {}).dispose()
+    } finally {
+      checkingOnly = false
+    }
     return new CircuitBreaker(openBreakerFile(path, options), options ?? {})
   }
 
@@ -255,6 +268,7 @@ class CircuitBreaker extends EventEmitter {
       )
     }
     afterTransition(this.#context.array, taken.transition)
+    this.#fleet?.op(fleetMode.OP_ISOLATE)
     const epoch = taken.epoch
     let released = false
     const release = () => {
@@ -264,6 +278,7 @@ class CircuitBreaker extends EventEmitter {
       const code = native.releaseIsolation(this.#live(), epoch)
       released = true
       afterTransition(this.#context.array, code)
+      this.#fleet?.op(fleetMode.OP_RELEASE)
     }
     const handle = { release }
     if (typeof Symbol.dispose === 'symbol') handle[Symbol.dispose] = release
@@ -286,16 +301,19 @@ class CircuitBreaker extends EventEmitter {
 
   #reset() {
     afterTransition(this.#context.array, native.reset(this.#live()))
+    this.#fleet?.op(fleetMode.OP_RESET)
   }
 
   /** Lets every call through in every thread, counting as usual but never opening. */
   disable() {
     afterTransition(this.#context.array, native.setDisabled(this.#live(), true))
+    this.#fleet?.op(fleetMode.OP_DISABLE)
   }
 
   /** Undoes `disable()` for every thread. */
   enable() {
     afterTransition(this.#context.array, native.setDisabled(this.#live(), false))
+    this.#fleet?.op(fleetMode.OP_ENABLE)
   }
 
   /** Calls that settled or were rejected, in every thread sharing the buffer. */
@@ -336,7 +354,9 @@ class CircuitBreaker extends EventEmitter {
 
   #stats() {
     publishWaiting()
-    return statsObject(this.#config.name, native.stats(this.#live()))
+    const stats = statsObject(this.#config.name, native.stats(this.#live()))
+    stats.fleet = this.#fleet?.stats() ?? null
+    return stats
   }
 
   /** `getStats()`, for `JSON.stringify`. */
@@ -438,6 +458,7 @@ class CircuitBreaker extends EventEmitter {
     publishWaiting()
     if (this.#stateListeners) unwatch(context, context.array)
     this.#stateListeners = false
+    this.#fleet?.leave()
     context.array = DISPOSED
     this.#gate = DISPOSED
     native.dispose(this)

@@ -25,9 +25,15 @@ const { arrayLength, readOption } = require('./options.js')
  * `followSymlinks` is true.
  */
 function openBreakerFile(path, options) {
-  const where = filePath(path)
+  filePath(path)
   // A new file is as long as breakers with these options need.
   const slots = typeof options === 'object' && options !== null ? arrayLength(options) : SLOT_COUNT
+  return openSlotsFile(path, options, slots)
+}
+
+// openBreakerFile, making a new file `slots` slots long.
+function openSlotsFile(path, options, slots) {
+  const where = filePath(path)
   const create = readOption(options, 'create') ?? true
   const mode = readOption(options, 'mode') ?? 0o600
   const followSymlinks = readOption(options, 'followSymlinks') ?? false
@@ -171,4 +177,4 @@ function systemError(errno, syscall, path) {
   return Object.assign(error, { errno, code, syscall, path })
 }
 
-module.exports = { openBreakerFile }
+module.exports = { openBreakerFile, openSlotsFile, fileError }

@@ -83,6 +83,7 @@ function readOptions(failureThreshold, resetTimeout, openFallback, failureFallba
     openFallback: optionalFunction('openFallback', openFallback),
     failureFallback: optionalFunction('failureFallback', failureFallback),
     name: read('name') ?? 'default',
+    fleet: read('fleet'),
     timeout: positiveMs('timeout', optionalNumber('timeout', read('timeout'))),
     errorFilter: optionalFunction('errorFilter', read('errorFilter')),
     slowCallDuration: positiveMs('slowCallDuration', optionalNumber('slowCallDuration', read('slowCallDuration'))),

@@ -6,16 +6,20 @@
 const { performance } = require('node:perf_hooks')
 const { LOG_ENTRIES, STATE_NAMES } = require('./constants.js')
 const { GENERATION } = require('./slots.js')
+const native = require('./native.js')
+const { watchFile, unwatchFile, FLEET_ACTOR, fleetTokens } = require('./agent.js')
 
 const EVENT_OF_STATE = ['close', 'open', 'halfOpen']
 
 // ---------------------------------------------------------------------------
 // State-change events in every thread. Each thread keeps one watch per
 // buffer with listeners: it waits on the GENERATION slot with
-// `Atomics.waitAsync` (the thread that makes a transition notifies it), or
-// polls it every POLL_MS when the buffer is a breaker file's mapping, which
-// cannot be waited on and which other processes change. On a change it reads
-// the transitions it missed from the shared transition log.
+// `Atomics.waitAsync` (the thread that makes a transition notifies it). A
+// breaker file's mapping cannot be waited on that way, and other processes
+// change it: on Linux the agent's watcher sleeps in a shared futex on its
+// GENERATION word and calls back (every transition on a file ends with a
+// futex wake); elsewhere the watch polls it every POLL_MS. On a change it
+// reads the transitions it missed from the shared transition log.
 // ---------------------------------------------------------------------------
 const POLL_MS = 20
 const watches = new Map()
@@ -23,10 +27,15 @@ const watches = new Map()
 /**
  * Every native call that can make a transition hands its answer here: a
  * `code` other than 0 (it made one) wakes the watches of `array` in every
- * thread (a breaker file's mapping is polled instead: nothing to wake).
+ * thread, and over a breaker file in every process (a futex wake).
  */
 function afterTransition(array, code) {
-  if (code !== 0) wake(array)
+  if (code === 0) return
+  wake(array)
+  // A fleet breaker's agent hears of it (a local trip is a vote); any one
+  // token of the array names its member.
+  const tokens = fleetTokens.get(array)
+  if (tokens !== undefined && tokens.size > 0) native.fleetNoticed(tokens.values().next().value)
 }
 
 // Watches by buffer, then by the array's byteOffset: two breakers may live
@@ -50,10 +59,17 @@ function watch(breaker, array) {
     seen: Atomics.load(array, GENERATION) >>> 0,
     shared: array.buffer instanceof SharedArrayBuffer,
     stall: undefined, // the log entry deliver() is waiting for, since when
+    fileWatch: -1, // the agent's futex watch of a breaker file, if any
   }
   let byOffset = watches.get(array.buffer)
   if (byOffset === undefined) watches.set(array.buffer, (byOffset = new Map()))
   byOffset.set(array.byteOffset, entry)
+  if (!entry.shared) {
+    entry.fileWatch = watchFile(array, entry.seen, () => wait(entry))
+    // A transition between reading `seen` and the watch's start is heard
+    // by this one look, a tick later.
+    if (entry.fileWatch >= 0) return void setImmediate(wait, entry)
+  }
   // Never delivers from inside on(): a transition made since `seen` is
   // heard a tick later, once the caller has attached all its listeners.
   park(entry, entry.seen)
@@ -65,18 +81,25 @@ function unwatch(breaker, array) {
   const entry = entryOf(array)
   if (entry === undefined) return
   entry.breakers.delete(breaker)
-  if (entry.breakers.size === 0) wake(entry.array)
+  if (entry.breakers.size === 0) {
+    if (entry.fileWatch >= 0) setImmediate(wait, entry)
+    else wake(entry.array)
+  }
 }
 
-// Wakes every waiter on the GENERATION slot of `array` in this process.
+// Wakes every waiter on the GENERATION slot of `array`: in this process
+// for a SharedArrayBuffer, in every process for a breaker file.
 function wake(array) {
   if (array.buffer instanceof SharedArrayBuffer) Atomics.notify(array, GENERATION)
+  else native.wakeFile(array)
 }
 
 function wait(entry) {
   if (entry.breakers.size === 0) {
+    if (entry.fileWatch >= 0) unwatchFile(entry.fileWatch)
+    entry.fileWatch = -1
     const byOffset = watches.get(entry.array.buffer)
-    byOffset?.delete(entry.array.byteOffset)
+    if (byOffset?.get(entry.array.byteOffset) === entry) byOffset.delete(entry.array.byteOffset)
     if (byOffset?.size === 0) watches.delete(entry.array.buffer)
     return
   }
@@ -95,7 +118,8 @@ function wait(entry) {
 // Comes back to wait() once GENERATION is no longer `generation`.
 function park(entry, generation) {
   if (!entry.shared) {
-    setTimeout(wait, POLL_MS, entry).unref()
+    // With a futex watch the agent calls wait() on the next change.
+    if (entry.fileWatch < 0) setTimeout(wait, POLL_MS, entry).unref()
     return
   }
   const result = Atomics.waitAsync(entry.array, GENERATION, generation | 0)
@@ -141,6 +165,7 @@ function deliver(entry, generation) {
         threadId: logged.threadId,
         generation: g,
       }
+      if (logged.threadId === FLEET_ACTOR) event.fleet = true
       for (const breaker of entry.breakers) breaker.emitState(EVENT_OF_STATE[logged.state], event)
     }
     // Else gone (overwritten: more than LOG_ENTRIES transitions since), or

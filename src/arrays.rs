@@ -10,29 +10,25 @@ use std::ffi::c_void;
 use std::sync::atomic::AtomicI32;
 use std::sync::Arc;
 
-/// Checks that `value` is an `Int32Array` over a `SharedArrayBuffer` (or
-/// over a breaker file's mapping) that can hold a breaker, and views its
-/// memory as slots.
-pub(crate) fn shared_slots(
+/// What N-API says of a typed array: its element type, its length in
+/// elements, where its data starts, and its buffer.
+pub(crate) struct TypedArray {
+    pub kind: sys::napi_typedarray_type,
+    pub length: usize,
+    pub data: *mut c_void,
+    pub buffer: sys::napi_value,
+}
+
+/// # Safety
+/// `env` and `value` must be live handles of the current call, and `value`
+/// a typed array.
+pub(crate) unsafe fn typed_array_info(
     env: sys::napi_env,
     value: sys::napi_value,
-) -> std::result::Result<(Slots<'static>, Option<Arc<file::Mapping>>), Thrown> {
-    const EXPECTED: &str = "sharedArray must be an Int32Array over a SharedArrayBuffer";
-    let napi_failed = |_| Thrown::Type(format!("{EXPECTED}; it could not be inspected"));
-
-    let mut is_typed_array = false;
-    // SAFETY: live handles of this call; out-pointers are valid locals.
-    check(unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) })
-        .map_err(napi_failed)?;
-    if !is_typed_array {
-        return Err(Thrown::Type(format!(
-            "{EXPECTED}, got {}",
-            describe(env, value)
-        )));
-    }
+) -> napi::Result<TypedArray> {
     let (mut kind, mut length, mut data) = (0, 0usize, std::ptr::null_mut::<c_void>());
     let (mut buffer, mut byte_offset) = (std::ptr::null_mut(), 0usize);
-    // SAFETY: as above; `value` is a typed array.
+    // SAFETY: per this function's contract; out-pointers are valid locals.
     check(unsafe {
         sys::napi_get_typedarray_info(
             env,
@@ -43,11 +39,61 @@ pub(crate) fn shared_slots(
             &mut buffer,
             &mut byte_offset,
         )
+    })?;
+    Ok(TypedArray {
+        kind,
+        length,
+        data,
+        buffer,
     })
-    .map_err(napi_failed)?;
+}
+
+/// Checks that `value` is an `Int32Array` over a `SharedArrayBuffer` (or
+/// over a breaker file's mapping) that can hold a breaker, and views its
+/// memory as slots.
+pub(crate) fn shared_slots(
+    env: sys::napi_env,
+    value: sys::napi_value,
+) -> std::result::Result<(Slots<'static>, Option<Arc<file::Mapping>>), Thrown> {
+    let (slots, mapping) = shared_memory(env, value, "sharedArray")?;
+    let slots = Slots::new(slots).map_err(|error| Thrown::Range(format!("sharedArray {error}")))?;
+    Ok((slots, mapping))
+}
+
+/// Checks that `value` is a non-empty `Int32Array` over a
+/// `SharedArrayBuffer` (or over a breaker file's mapping), and views its
+/// memory. Errors name the argument `name`.
+pub(crate) fn shared_memory(
+    env: sys::napi_env,
+    value: sys::napi_value,
+    name: &str,
+) -> std::result::Result<(&'static [AtomicI32], Option<Arc<file::Mapping>>), Thrown> {
+    // Formatted only for an error: this runs on every bulkhead and rate limiter call.
+    let expected = || format!("{name} must be an Int32Array over a SharedArrayBuffer");
+    let napi_failed = |_| Thrown::Type(format!("{}; it could not be inspected", expected()));
+
+    let mut is_typed_array = false;
+    // SAFETY: live handles of this call; out-pointers are valid locals.
+    check(unsafe { sys::napi_is_typedarray(env, value, &mut is_typed_array) })
+        .map_err(napi_failed)?;
+    if !is_typed_array {
+        return Err(Thrown::Type(format!(
+            "{}, got {}",
+            expected(),
+            describe(env, value)
+        )));
+    }
+    // SAFETY: as above; `value` is a typed array.
+    let TypedArray {
+        kind,
+        length,
+        data,
+        buffer,
+    } = unsafe { typed_array_info(env, value) }.map_err(napi_failed)?;
     if kind != sys::TypedarrayType::int32_array {
         return Err(Thrown::Type(format!(
-            "{EXPECTED}, got {}",
+            "{}, got {}",
+            expected(),
             typed_array_name(kind)
         )));
     }
@@ -64,7 +110,8 @@ pub(crate) fn shared_slots(
         let found = file::mapping_containing(data as usize, length.saturating_mul(4));
         if found.is_none() {
             return Err(Thrown::Type(format!(
-                "{EXPECTED}, got an Int32Array over an ArrayBuffer that is not shared"
+                "{}, got an Int32Array over an ArrayBuffer that is not shared",
+                expected()
             )));
         }
         found
@@ -73,7 +120,7 @@ pub(crate) fn shared_slots(
     };
     if data.is_null() || length == 0 {
         return Err(Thrown::Range(format!(
-            "sharedArray {}",
+            "{name} {}",
             MemoryError::TooShort {
                 length,
                 required: layout::SLOT_COUNT
@@ -82,14 +129,14 @@ pub(crate) fn shared_slots(
     }
     // SAFETY: `data` points to `length` 4-byte-aligned `i32`s inside a
     // SharedArrayBuffer, or inside a file mapping (checked above). Such a
-    // buffer cannot be detached, transferred or shrunk, and the `napi_ref`
-    // taken in `create` keeps it alive for as long as the breaker exists; a
-    // mapping is also kept by the breaker's `Arc`. Other threads and
-    // processes write it concurrently, which is why it is only ever touched
-    // as atomics.
+    // buffer cannot be detached, transferred or shrunk, and the caller keeps
+    // it alive for as long as it uses the view: a breaker by the `napi_ref`
+    // taken in `create` (and a mapping by the breaker's `Arc`), a bulkhead
+    // or rate limiter call by holding the array (an argument of the call)
+    // and the returned `Arc` until it returns. Other threads and processes
+    // write it concurrently, which is why it is only ever touched as atomics.
     let slots: &'static [AtomicI32] =
         unsafe { std::slice::from_raw_parts(data as *const AtomicI32, length) };
-    let slots = Slots::new(slots).map_err(|error| Thrown::Range(format!("sharedArray {error}")))?;
     Ok((slots, mapping))
 }
 

@@ -3,11 +3,10 @@
 //! it early; `arrayLength` sizes an array for a set of options.
 
 use crate::arrays::shared_slots;
-use crate::errors::{check, throw, Thrown};
+use crate::errors::{check, config_error, throw, Thrown};
 use crate::table::{self, Instance};
-use breaker_core::breaker::Policies;
 use breaker_core::features::claim_features;
-use breaker_core::{claim_layout, Breaker, Config};
+use breaker_core::{claim_layout, Breaker, Config, Policies};
 use napi::bindgen_prelude::{Object, Unknown};
 use napi::{sys, Env, Error, JsValue, Result, Status};
 use napi_derive::napi;
@@ -31,7 +30,7 @@ pub fn create(
 ) -> Result<u32> {
     let config = match Config::with_policies(failure_threshold, reset_timeout, &policies.into()) {
         Ok(config) => config,
-        Err(error) => return throw(&env, Thrown::Range(error.to_string())),
+        Err(error) => return throw(&env, config_error(&error)),
     };
     let (slots, mapping) = match shared_slots(env.raw(), array.raw()) {
         Ok(found) => found,
@@ -141,6 +140,6 @@ pub fn array_length(
 ) -> Result<u32> {
     match Config::with_policies(failure_threshold, reset_timeout, &policies.into()) {
         Ok(config) => Ok(config.features().slots_needed() as u32),
-        Err(error) => throw(&env, Thrown::Range(error.to_string())),
+        Err(error) => throw(&env, config_error(&error)),
     }
 }

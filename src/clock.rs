@@ -32,8 +32,14 @@ pub(crate) fn wall_ms() -> u64 {
 }
 
 /// ms on the host's monotonic clock (see the table above).
-#[cfg(unix)]
 pub(crate) fn host_ms() -> u64 {
+    host_ns() / 1_000_000
+}
+
+/// ns on the host's monotonic clock (see the table above): what rate
+/// limiters decide on.
+#[cfg(unix)]
+pub(crate) fn host_ns() -> u64 {
     #[cfg(any(target_os = "linux", target_os = "android"))]
     const CLOCK: libc::clockid_t = libc::CLOCK_BOOTTIME;
     #[cfg(not(any(target_os = "linux", target_os = "android")))]
@@ -47,18 +53,18 @@ pub(crate) fn host_ms() -> u64 {
     // `ts` stays zero.
     unsafe { libc::clock_gettime(CLOCK, &mut ts) };
     (ts.tv_sec.max(0) as u64)
-        .saturating_mul(1000)
-        .saturating_add((ts.tv_nsec.max(0) as u64) / 1_000_000)
+        .saturating_mul(1_000_000_000)
+        .saturating_add(ts.tv_nsec.max(0) as u64)
 }
 
 #[cfg(windows)]
-pub(crate) fn host_ms() -> u64 {
+pub(crate) fn host_ns() -> u64 {
     #[link(name = "kernel32")]
     extern "system" {
         fn GetTickCount64() -> u64;
     }
     // SAFETY: takes no arguments, cannot fail.
-    unsafe { GetTickCount64() }
+    unsafe { GetTickCount64() }.saturating_mul(1_000_000)
 }
 
 /// The clock that decides open periods, leases and time windows: ms on the

@@ -1,8 +1,7 @@
 //! The numbers the facade and the binding share, defined here once: the
 //! facade reads them from `constants()` when it loads (lib/constants.js).
 
-use breaker_core::breaker::{Marks, MAX_ISOLATIONS};
-use breaker_core::{layout, State, Transition};
+use breaker_core::{layout, Marks, State, Transition, MAX_ISOLATIONS};
 use napi_derive::napi;
 
 /// `admit` answers a probe ticket (>= 0), or one of these.

@@ -9,7 +9,7 @@
 use crate::clock::host_clock;
 use crate::constants::{transition_code, EPOCH_LIMIT};
 use crate::table::with;
-use breaker_core::breaker::LogRead;
+use breaker_core::LogRead;
 use napi::Result;
 use napi_derive::napi;
 
@@ -20,12 +20,12 @@ pub fn state(id: u32) -> Result<u32> {
 }
 
 /// Forces a new half-open episode: the next caller probes. Returns the
-/// transition: 2 (half-opened), or 1 when an isolation holds the breaker
-/// OPEN (isolation wins; the core says "opened" even when it already was).
+/// transition: 2 (half-opened), 1 when an isolation holds the breaker OPEN
+/// and this opened it (isolation wins), 0 when it made none.
 #[napi]
 pub fn force_half_open(id: u32) -> Result<u32> {
     with(id, |i| {
-        transition_code(Some(i.breaker.force_half_open_at(host_clock())))
+        transition_code(i.breaker.force_half_open_at(host_clock()))
     })
 }
 

@@ -1,5 +1,6 @@
 //! Turning refusals into JavaScript errors.
 
+use breaker_core::{ConfigError, Range, Setting};
 use napi::{sys, Env, Error, Result, Status};
 
 /// Why an argument was refused: the JavaScript error class and message.
@@ -25,4 +26,33 @@ pub(crate) fn check(status: sys::napi_status) -> Result<()> {
     } else {
         Err(Error::new(Status::from(status), "napi call failed"))
     }
+}
+
+/// A refused setting, worded with its JavaScript option name.
+pub(crate) fn config_error(error: &ConfigError) -> Thrown {
+    let name = match error.setting {
+        Setting::FailureThreshold => "failureThreshold",
+        Setting::ResetTimeout => "resetTimeout",
+        Setting::HalfOpenMaxCalls => "halfOpenMaxCalls",
+        Setting::SuccessThreshold => "successThreshold",
+        Setting::MaxResetTimeout => "maxResetTimeout",
+        Setting::BackoffMultiplier => "backoffMultiplier",
+        Setting::FailureRateThreshold => "failureRateThreshold",
+        Setting::MinimumCalls => "minimumCalls",
+        Setting::WindowSize => "windowSize",
+        Setting::WindowBuckets => "windowBuckets",
+    };
+    let expected = match error.range {
+        Range::Integer { low, high } => format!("an integer from {low} to {high}"),
+        Range::Milliseconds { low, high } if error.setting == Setting::MaxResetTimeout => {
+            format!("a finite number of milliseconds from resetTimeout ({low}) to {high}")
+        }
+        Range::Milliseconds { low, high } => {
+            format!("a finite number of milliseconds from {low} to {high}")
+        }
+        Range::Number { low, high } => format!("a number from {low} to {high}"),
+        Range::Percentage => "a percentage above 0 and at most 100".to_string(),
+        Range::Required => "a number of milliseconds for a time window".to_string(),
+    };
+    Thrown::Range(format!("{name} must be {expected}, got {}", error.received))
 }

@@ -38,8 +38,8 @@ unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) ->
     unsafe {
         hot_call::<2>(env, info, |[id, fallback]| {
             with(id, |i| {
-                let before = i.breaker.generation();
-                let decision = match i.breaker.admit(host_clock(), i.stripe) {
+                let (admission, transition) = i.breaker.admit(host_clock(), i.stripe);
+                let decision = match admission {
                     Admission::Run => ADMIT_RUN,
                     Admission::Reject => {
                         if fallback != 0 {
@@ -49,10 +49,9 @@ unsafe extern "C" fn admit(env: sys::napi_env, info: sys::napi_callback_info) ->
                     }
                     Admission::Probe(ticket) => f64::from(ticket.0),
                 };
-                if i.breaker.generation() == before {
-                    decision
-                } else {
-                    decision + ADMIT_TRANSITION
+                match transition {
+                    None => decision,
+                    Some(_) => decision + ADMIT_TRANSITION,
                 }
             })
         })

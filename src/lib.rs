@@ -19,6 +19,9 @@
 //!   file       breaker files: mapping, mapFile, fileImage, reserveFile
 //!   clock      the host's clocks
 //!   errors     turning refusals into JavaScript errors
+//!   limits     the bulkhead and the rate limiter (no table: arrays per call)
+//!   agent      off the JavaScript threads: breaker-file watchers (futex),
+//!              fleet mode, and the threadsafe functions they call
 //! ```
 //!
 //! Every mutator answers whether it made a transition, so that the facade
@@ -32,6 +35,7 @@
 #[cfg(not(target_endian = "little"))]
 compile_error!("the STATE slot is the low half of a 64-bit word: little-endian targets only");
 
+mod agent;
 mod arrays;
 mod breakers;
 mod clock;
@@ -40,6 +44,7 @@ mod control;
 mod errors;
 mod file;
 mod hot;
+mod limits;
 mod stats;
 mod table;
 

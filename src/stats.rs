@@ -73,7 +73,7 @@ pub fn stats(id: u32) -> Result<Stats> {
         let b = &i.breaker;
         let state = b.state(now) as u32;
         let t = b.totals();
-        let switches = b.switches();
+        let overrides = b.overrides();
         let window = b.window_counts(now);
         let latency = b.latency();
         let bounds = LATENCY_BOUNDS.iter().map(|&b| b as f64).collect();
@@ -81,9 +81,9 @@ pub fn stats(id: u32) -> Result<Stats> {
             state,
             state_since: shown(b.state_since().unwrap_or(0), now),
             consecutive_failures: b.consecutive_failures(),
-            isolations: switches.isolations,
-            disabled: switches.disabled,
-            reopenings: switches.reopenings,
+            isolations: overrides.isolations,
+            disabled: overrides.disabled,
+            reopenings: b.reopenings(),
             open_ms: b.open_ms() as f64,
             requests: t.requests as f64,
             successes: t.successes as f64,

@@ -113,6 +113,8 @@ pub(crate) fn release(env: sys::napi_env, id: u32) {
         .ok()
         .flatten();
     if let Some(instance) = instance {
+        // A fleet member over this memory lets go of it first.
+        crate::agent::fleet::forget(env as usize, id);
         // SAFETY: the reference was made on this env and is deleted once.
         unsafe { sys::napi_delete_reference(env, instance.array) };
     }

@@ -103,11 +103,19 @@ export const PEER_VARIANTS = [
   'cockatiel-call-listeners',
   'cockatiel-all',
 ]
-export const CONTENDERS = ['bare', 'ours', 'opossum', 'opossum-lean', 'cockatiel', ...OURS_VARIANTS, ...PEER_VARIANTS]
+// A bulkhead on top of the CLOSED path: ours (shared by every thread) and
+// cockatiel's (in-process), each around its own library's breaker. They
+// run where the variants run, and ours-bulkhead in the threads scenario too.
+export const BULKHEAD_VARIANTS = ['ours-bulkhead', 'cockatiel-bulkhead']
+/** What a bulkhead variant's cost is measured against. */
+export const VARIANT_REFERENCE = { 'cockatiel-bulkhead': 'cockatiel' }
+export const THREAD_VARIANTS = ['ours-bulkhead']
+export const BULKHEAD_OPTIONS = { maxConcurrent: 64 }
+export const CONTENDERS = ['bare', 'ours', 'opossum', 'opossum-lean', 'cockatiel', ...OURS_VARIANTS, ...BULKHEAD_VARIANTS, ...PEER_VARIANTS]
 export const PEERS = ['opossum', 'opossum-lean', 'cockatiel']
 /** The timing scenarios the variants of ours run in (they sit out the others, threads and memory). */
 export const VARIANT_SCENARIOS = ['closed-seq', 'failure']
-export const isVariant = (name) => OURS_VARIANTS.includes(name) || PEER_VARIANTS.includes(name)
+export const isVariant = (name) => OURS_VARIANTS.includes(name) || BULKHEAD_VARIANTS.includes(name) || PEER_VARIANTS.includes(name)
 export const isPeerVariant = (name) => PEER_VARIANTS.includes(name)
 
 /**
@@ -133,6 +141,8 @@ const VARIANT_LABELS = {
   'ours-timeout-signal': '+ `timeout: 10000`, the task takes the `AbortSignal`',
   'ours-time-window': '+ failure-rate time window (`failureRateThreshold: 50`, 10 s)',
   'ours-all': '+ timeout, time window, histogram, call listeners',
+  'ours-bulkhead': '+ shared `Bulkhead` (`maxConcurrent: 64`) around it',
+  'cockatiel-bulkhead': `cockatiel ${version('cockatiel')} + its \`bulkhead(64)\` around its breaker`,
 }
 
 export function contenderLabel(name) {
@@ -322,6 +332,7 @@ async function until(ready) {
 }
 
 function loadVariant(name) {
+  if (BULKHEAD_VARIANTS.includes(name)) return loadBulkhead(name)
   const { CircuitBreaker, createSharedArray } = require(fileURLToPath(ROOT))
   const build = (options) => new CircuitBreaker(createSharedArray(options), options)
   const stats = (b) => b.getStats()
@@ -531,6 +542,62 @@ function loadPeerVariant(name) {
       const names = { [c.CircuitState.Closed]: 'CLOSED' }
       const kase = resultCase(policy, 'b.execute(task)', task, expectState(() => names[breaker.state] ?? String(breaker.state), 'CLOSED'))
       kase.workCheck = work.workCheck
+      return kase
+    },
+    instances: [],
+  }
+}
+
+// --- bulkheads on top of the CLOSED path -----------------------------------------
+//   ours-bulkhead        bulkhead.execute(run), run = () => breaker.execute(task)
+//                        (made once), over a Bulkhead.createSharedArray (in the
+//                        threads scenario: ONE bulkhead array and ONE breaker
+//                        array shared by both workers); checked: the breaker
+//                        counted every call, no permit is left held, none refused
+//   cockatiel-bulkhead   wrap(bulkhead(64), breaker): cockatiel's in-process bulkhead
+//                        around its ConsecutiveBreaker; checked: no slot left taken
+
+function loadBulkhead(name) {
+  return {
+    async setup(kind, taskName, context = {}) {
+      if (kind !== 'closed' && kind !== 'failure') return { na: 'bulkhead variants run in the CLOSED and failure scenarios only' }
+      const task = TASKS[taskName]
+      const failure = kind === 'failure'
+      const threshold = failure ? HUGE_THRESHOLD : 5
+      if (name === 'cockatiel-bulkhead') {
+        const c = await import('cockatiel')
+        const breaker = c.circuitBreaker(c.handleAll, { halfOpenAfter: 30000, breaker: new c.ConsecutiveBreaker(threshold) })
+        const bulkhead = c.bulkhead(BULKHEAD_OPTIONS.maxConcurrent)
+        const policy = c.wrap(bulkhead, breaker)
+        const state = expectState(() => (breaker.state === c.CircuitState.Closed ? 'CLOSED' : String(breaker.state)), 'CLOSED')
+        const kase = failure ? failureCase(policy, 'b.execute(task)', task, state) : resultCase(policy, 'b.execute(task)', task, state)
+        kase.workCheck = () => () =>
+          bulkhead.executionSlots === BULKHEAD_OPTIONS.maxConcurrent ? null : `${bulkhead.executionSlots} bulkhead slots free after the run`
+        return kase
+      }
+      const { Bulkhead, CircuitBreaker, createSharedArray } = require(fileURLToPath(ROOT))
+      const breaker = new CircuitBreaker(context.shared ?? createSharedArray(), { failureThreshold: threshold, resetTimeout: 30000 })
+      const bulkhead = new Bulkhead(context.sharedBulkhead ?? Bulkhead.createSharedArray(BULKHEAD_OPTIONS), BULKHEAD_OPTIONS)
+      const b = { bulkhead, run: () => breaker.execute(task) }
+      const state = expectState(() => breaker.getState(), 'CLOSED')
+      const expr = 'b.bulkhead.execute(b.run)'
+      const kase = failure ? failureCase(b, expr, task, state) : resultCase(b, expr, task, state)
+      kase.workCheck = () => {
+        const before = { requests: breaker.getStats().requests, rejected: bulkhead.getStats().rejected }
+        return (done) => {
+          const requests = breaker.getStats().requests - before.requests
+          const { inUse, rejected } = bulkhead.getStats()
+          const problems = []
+          // Shared by two workers (the threads scenario), the other worker's
+          // calls count too and it may hold permits: checked alone only (the
+          // threads scenario checks the shared success count at the end).
+          const alone = context.sharedBulkhead === undefined
+          if (alone && requests !== done) problems.push(`the breaker counted ${requests} requests, expected ${done}`)
+          if (alone && inUse !== 0) problems.push(`${inUse} permits held after the run`)
+          if (rejected !== before.rejected) problems.push(`${rejected - before.rejected} calls refused`)
+          return problems.join('; ') || null
+        }
+      }
       return kase
     },
     instances: [],

@@ -12,7 +12,7 @@ import { loadContender } from './contenders.mjs'
 import { baselineCase, compileLoop, timeCase } from './loops.mjs'
 import { TASKS } from './tasks.mjs'
 
-const { contender, index, cpu, calls, phases, control, shared } = workerData
+const { contender, index, cpu, calls, phases, control, shared, sharedBulkhead } = workerData
 
 function pin() {
   try {
@@ -27,7 +27,7 @@ function pin() {
 
 const pinning = pin()
 const contenderModule = await loadContender(contender)
-const setup = await contenderModule.setup('closed', 'task', { shared })
+const setup = await contenderModule.setup('closed', 'task', { shared, sharedBulkhead })
 const cases = {
   baseline: { name: 'baseline', ...baselineCase('success', TASKS, 'seq') },
   contender: { name: 'contender', ...setup, loop: compileLoop(setup.expr, setup.outcome, 'seq') },

@@ -89,16 +89,24 @@ mod slots {
         /// layout and 8-byte aligned. Optional regions past [`SLOT_COUNT`]
         /// are checked by `features::claim_features`.
         pub fn new(slots: &'a [AtomicI32]) -> Result<Self, MemoryError> {
-            let misalignment = slots.as_ptr() as usize % std::mem::align_of::<AtomicU64>();
-            if misalignment != 0 {
-                return Err(MemoryError::Misaligned {
-                    byte_address_mod_8: misalignment,
-                });
-            }
+            let slots = Self::any_length(slots)?;
             if slots.len() < SLOT_COUNT {
                 return Err(MemoryError::TooShort {
                     length: slots.len(),
                     required: SLOT_COUNT,
+                });
+            }
+            Ok(slots)
+        }
+
+        /// Checks only that `slots` is 8-byte aligned: for memory that holds
+        /// something other than a breaker (a bulkhead, a rate limiter),
+        /// whose length its owner checks.
+        pub fn any_length(slots: &'a [AtomicI32]) -> Result<Self, MemoryError> {
+            let misalignment = slots.as_ptr() as usize % std::mem::align_of::<AtomicU64>();
+            if misalignment != 0 {
+                return Err(MemoryError::Misaligned {
+                    byte_address_mod_8: misalignment,
                 });
             }
             Ok(Slots { slots })
@@ -111,7 +119,7 @@ mod slots {
             self.slots.len()
         }
 
-        /// Never true: a `Slots` has at least [`SLOT_COUNT`] slots.
+        /// Never true for a breaker's `Slots`, which has at least [`SLOT_COUNT`] slots.
         pub fn is_empty(&self) -> bool {
             self.slots.is_empty()
         }

@@ -17,44 +17,8 @@
 
 use crate::cells::Cells;
 use crate::layout::{FEATURES, SLOT_COUNT};
+use crate::window::WindowSpec;
 use std::sync::atomic::Ordering::{AcqRel, Acquire};
-
-/// Largest count window, in calls.
-pub const MAX_WINDOW_CALLS: u32 = 100_000;
-/// Largest time window, in ms (about 24.8 days).
-pub const MAX_WINDOW_MS: u32 = i32::MAX as u32;
-/// Most buckets a time window may have.
-pub const MAX_WINDOW_BUCKETS: u32 = 255;
-
-/// A failure-rate window kept in shared memory.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum WindowSpec {
-    /// The last `calls` calls.
-    Count { calls: u32 },
-    /// The last `ms` milliseconds, in `buckets` buckets of `ms / buckets`
-    /// (rounded up) each.
-    Time { ms: u32, buckets: u32 },
-}
-
-impl WindowSpec {
-    /// Checks the limits: 1..=MAX_WINDOW_CALLS calls; 1..=MAX_WINDOW_MS ms in
-    /// 1..=MAX_WINDOW_BUCKETS buckets, no more buckets than ms.
-    pub fn is_valid(&self) -> bool {
-        match *self {
-            WindowSpec::Count { calls } => (1..=MAX_WINDOW_CALLS).contains(&calls),
-            WindowSpec::Time { ms, buckets } => {
-                (1..=MAX_WINDOW_MS).contains(&ms)
-                    && (1..=MAX_WINDOW_BUCKETS).contains(&buckets)
-                    && buckets <= ms
-            }
-        }
-    }
-
-    /// Slots the window occupies (always even).
-    pub fn slots(&self) -> usize {
-        crate::window::slots(self)
-    }
-}
 
 /// The optional regions of one breaker's memory.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]

@@ -19,9 +19,8 @@
 //! values (say, a count whose duration is not in MAX_MICROS yet), and
 //! [`Snapshot`]'s methods accept any such mix, as they accept junk.
 
-use crate::breaker::Stripe;
 use crate::cells::Cells;
-use crate::layout::STRIPES;
+use crate::layout::{Stripe, STRIPES};
 use std::sync::atomic::Ordering::Relaxed;
 
 /// Buckets per stripe.

@@ -6,19 +6,20 @@
 //!
 //! ```text
 //!  slot  0..64   header: written on transitions, failures and control only
-//!        0  STATE (+1 GENERATION)      64-bit control word, see `breaker`
-//!        2  TIMER (+3 TIMER_HI)        open stamp or probe lease, see `breaker`
+//!        0  STATE (+1 GENERATION)      the control word (words::ControlWord)
+//!        2  TIMER (+3 TIMER_HI)        open stamp or probe lease (words::TimerWord)
 //!        4  FAILURE_COUNT              consecutive failures
 //!        5  LAYOUT_VERSION             0 in a fresh buffer, LAYOUT_MAGIC once used
 //!        6  LAST_FAILURE_TIME (+7 _HI) ms since the epoch, 0 = never
-//!        8  MODE                       bit 0: disabled (every call runs)
-//!        9  (unused)
+//!        8  MODE                       switches (words::MODE_DISABLED, words::MODE_FLEET_HOLD)
+//!        9  FLEET_LEASE                the fleet probe lease this host acts on, see `fleet`
 //!       10  REOPENINGS                 failed probes since the breaker last closed
-//!       12  HALF_OPEN (+13 _HI)        generation:32 | probes running:16 | successes:16
-//!       14  FEATURES (+15 _HI)         what lies past SLOT_COUNT, see `features`
+//!       12  HALF_OPEN (+13 _HI)        the probe word (words::ProbeWord)
+//!       14  FEATURES (+15 _HI)         what lies past SLOT_COUNT (features::Features)
 //!       16  PROBE_COUNT (+17 _HI)      probes admitted, ever
-//!       18  ISOLATIONS (+19 _HI)       isolation epoch:48 | isolate() handles not yet released:16
+//!       18  ISOLATIONS (+19 _HI)       the isolation word (words::IsolationWord)
 //!       32..64  TRANSITION_LOG         the last 8 transitions, 4 slots each
+//!                                      (words::LogHead, words::LogInfo)
 //!  slot 64 + 32*k  stripe k of STRIPES, one per group of threads
 //!        +0 TOTAL_REQUEST_COUNT  +2 SUCCESS_COUNT  +4 FAILURE_TOTAL
 //!        +6 REJECTION_COUNT      +8 LAST_SUCCESS_TIME  +10 TIMEOUT_COUNT
@@ -37,11 +38,11 @@
 //! line on the success path. A stripe's content is at most 18 slots, which
 //! keeps stripes on distinct cache lines for any 8-byte aligned buffer.
 
-/// The control word: the state in its low half, a generation in its high half.
+/// The control word ([`crate::words::ControlWord`]); its low half, the state, is this slot.
 pub const STATE: usize = 0;
 /// High half of the control word: bumped by every transition the core makes.
 pub const GENERATION: usize = 1;
-/// The open stamp (when the breaker opened) or the probe lease (when the probe started).
+/// The timer word ([`crate::words::TimerWord`]): the open stamp or the probe lease.
 pub const TIMER: usize = 2;
 /// The run of consecutive failures, reset by any success.
 pub const FAILURE_COUNT: usize = 4;
@@ -49,17 +50,17 @@ pub const FAILURE_COUNT: usize = 4;
 pub const LAYOUT_VERSION: usize = 5;
 /// Time of the most recent failure, ms since the Unix epoch (64-bit).
 pub const LAST_FAILURE_TIME: usize = 6;
-/// Shared switches: bit 0 [`MODE_DISABLED`].
+/// Shared switches (32-bit): see [`crate::words::MODE_DISABLED`].
 pub const MODE: usize = 8;
-/// Every call runs and nothing opens the breaker, while this bit of [`MODE`] is set.
-pub const MODE_DISABLED: i32 = 1;
-/// Isolations (64-bit): the isolation epoch (bumped by `reset()`) in the
-/// high 48 bits, the isolations not yet released in the low 16; while any is
-/// held the breaker stays OPEN.
+/// The fleet probe lease this host is acting on (0: none), so that one
+/// process of the host acts on a lease. See `fleet`.
+pub const FLEET_LEASE: usize = 9;
+/// The isolation word ([`crate::words::IsolationWord`]): while it holds
+/// any isolation the breaker stays OPEN.
 pub const ISOLATIONS: usize = 18;
 /// Failed probes since the breaker last closed: the backoff exponent.
 pub const REOPENINGS: usize = 10;
-/// The half-open episode's probes (64-bit): generation:32 | running:16 | succeeded:16.
+/// The probe word ([`crate::words::ProbeWord`]): the half-open episode's probes.
 pub const HALF_OPEN: usize = 12;
 /// Describes the optional regions past [`SLOT_COUNT`] (64-bit, 0 = unclaimed).
 pub const FEATURES: usize = 14;
@@ -69,7 +70,7 @@ pub const PROBE_COUNT: usize = 16;
 pub const TRANSITION_LOG: usize = 32;
 /// Entries in the transition log; entry `g % LOG_ENTRIES` holds generation `g`.
 pub const LOG_ENTRIES: usize = 8;
-/// Slots per log entry: two 64-bit words (see `breaker::LogEntry`).
+/// Slots per log entry: two 64-bit words ([`crate::words::LogHead`], [`crate::words::LogInfo`]).
 pub const LOG_ENTRY_SLOTS: usize = 4;
 const _: () = assert!(TRANSITION_LOG + LOG_ENTRIES * LOG_ENTRY_SLOTS <= STRIPE_BASE);
 
@@ -107,7 +108,29 @@ pub const fn stripe_slot(stripe: usize, offset: usize) -> usize {
     STRIPE_BASE + (stripe % STRIPES) * STRIPE_STRIDE + offset
 }
 
-const HEADER_NAMES: [(usize, &str); 18] = [
+/// Which of the per-thread counter stripes a caller writes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Stripe(usize);
+
+impl Stripe {
+    /// The stripe for the `n`-th thread (wraps around [`STRIPES`]).
+    pub const fn new(n: usize) -> Stripe {
+        Stripe(n % STRIPES)
+    }
+
+    /// Which stripe this is, from 0 to [`STRIPES`] - 1.
+    pub const fn index(self) -> usize {
+        self.0
+    }
+
+    /// Index of the counter at `offset` in this stripe.
+    #[inline]
+    pub const fn slot(self, offset: usize) -> usize {
+        stripe_slot(self.0, offset)
+    }
+}
+
+const HEADER_NAMES: [(usize, &str); 19] = [
     (STATE, "STATE"),
     (GENERATION, "GENERATION"),
     (TIMER, "TIMER"),
@@ -117,6 +140,7 @@ const HEADER_NAMES: [(usize, &str); 18] = [
     (LAST_FAILURE_TIME, "LAST_FAILURE_TIME"),
     (LAST_FAILURE_TIME + 1, "LAST_FAILURE_TIME_HI"),
     (MODE, "MODE"),
+    (FLEET_LEASE, "FLEET_LEASE"),
     (REOPENINGS, "REOPENINGS"),
     (HALF_OPEN, "HALF_OPEN"),
     (HALF_OPEN + 1, "HALF_OPEN_HI"),

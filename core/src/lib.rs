@@ -4,25 +4,52 @@
 //! processes, may share. Nothing reads a clock (the time is a [`Clock`] argument),
 //! nothing blocks, nothing panics on any slot contents, and nothing knows
 //! about Node.js: the napi binding only converts values.
+//!
+//! ```text
+//!   breaker    the Breaker type; breaker::machine (the state machine),
+//!              breaker::overrides (isolate, reset, disable, force half-open)
+//!   words      the packed header words, their bits and invariants
+//!   layout     where every slot lives; Stripe
+//!   config     settings, checked; ConfigError as values
+//!   counters   striped counters, the failure run, Totals, Marks
+//!   log        the transition log
+//!   features   the optional regions: window (failure rate), histogram (latency)
+//!   cells      the memory (slots, or loom's model atomics); clock; file
+//!   bulkhead   a bulkhead: permits shared by every thread and process
+//!   rate_limiter  a rate limiter: GCRA in one 64-bit word
+//! ```
+//!
+//! Modules depend downwards only: `breaker` uses everything below it,
+//! `features` uses `window` and `histogram`, and those use `layout`/`cells`.
 
 pub mod breaker;
+pub mod bulkhead;
 pub mod cells;
 pub mod clock;
+pub mod config;
+pub mod counters;
 pub mod features;
 pub mod file;
+pub mod fleet;
 pub mod histogram;
 pub mod layout;
+pub mod log;
+pub mod rate_limiter;
 pub mod window;
+mod words;
 
-pub use breaker::{
-    Admission, Breaker, Config, ConfigError, State, Stripe, Ticket, Totals, Transition,
-};
+pub use breaker::{Admission, Breaker, Overrides, Ticket, Transition};
 #[cfg(not(loom))]
 pub use cells::Slots;
 pub use cells::{claim_layout, Cells, MemoryError};
 pub use clock::{Clock, Now, ReadOnce};
+pub use config::{Config, ConfigError, Policies, Range, RatePolicy, Setting};
+pub use counters::{Marks, Totals, WALL_STEP_MS};
+pub use layout::Stripe;
+pub use log::{LogEntry, LogRead};
 #[cfg(not(loom))]
 pub use owned::OwnedSlots;
+pub use words::{State, MAX_ISOLATIONS};
 
 #[cfg(not(loom))]
 mod owned {

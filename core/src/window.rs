@@ -46,8 +46,44 @@
 //! Any slot contents, junk included, are read without panicking.
 
 use crate::cells::Cells;
-use crate::features::WindowSpec;
 use std::sync::atomic::Ordering::Relaxed;
+
+/// Largest count window, in calls.
+pub const MAX_WINDOW_CALLS: u32 = 100_000;
+/// Largest time window, in ms (about 24.8 days).
+pub const MAX_WINDOW_MS: u32 = i32::MAX as u32;
+/// Most buckets a time window may have.
+pub const MAX_WINDOW_BUCKETS: u32 = 255;
+
+/// A failure-rate window kept in shared memory.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum WindowSpec {
+    /// The last `calls` calls.
+    Count { calls: u32 },
+    /// The last `ms` milliseconds, in `buckets` buckets of `ms / buckets`
+    /// (rounded up) each.
+    Time { ms: u32, buckets: u32 },
+}
+
+impl WindowSpec {
+    /// Checks the limits: 1..=MAX_WINDOW_CALLS calls; 1..=MAX_WINDOW_MS ms in
+    /// 1..=MAX_WINDOW_BUCKETS buckets, no more buckets than ms.
+    pub fn is_valid(&self) -> bool {
+        match *self {
+            WindowSpec::Count { calls } => (1..=MAX_WINDOW_CALLS).contains(&calls),
+            WindowSpec::Time { ms, buckets } => {
+                (1..=MAX_WINDOW_MS).contains(&ms)
+                    && (1..=MAX_WINDOW_BUCKETS).contains(&buckets)
+                    && buckets <= ms
+            }
+        }
+    }
+
+    /// Slots the window occupies (always even).
+    pub fn slots(&self) -> usize {
+        slots(self)
+    }
+}
 
 /// What a window holds now.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
@@ -132,6 +168,21 @@ pub fn record<C: Cells>(
             }
         }
     }
+}
+
+/// [`record`], then [`read`]: what an outcome that may open the breaker
+/// needs, in one call.
+#[inline]
+pub fn record_and_read<C: Cells>(
+    cells: &C,
+    base: usize,
+    spec: &WindowSpec,
+    good: u64,
+    bad: u64,
+    now_ms: u64,
+) -> WindowCounts {
+    record(cells, base, spec, good, bad, now_ms);
+    read(cells, base, spec, now_ms)
 }
 
 /// The calls in the window at `now_ms` (`bad <= calls`; a count window never

@@ -3,9 +3,9 @@
 //! while the monotonic clock runs on, and checks that no decision moves and
 //! that the stored wall-clock times follow the clock users see.
 
-use breaker_core::breaker::Policies;
 use breaker_core::clock::as_seen;
 use breaker_core::features::claim_features;
+use breaker_core::Policies;
 use breaker_core::{
     claim_layout, Admission, Breaker, Clock, Config, Now, OwnedSlots, ReadOnce, Slots, State,
     Stripe, Transition,
@@ -60,11 +60,11 @@ fn a_wall_clock_stepped_forward_an_hour_does_not_half_open_an_open_breaker() {
     let memory = OwnedSlots::new();
     let b = plain(&memory, 1000);
     assert_eq!(b.on_failure(at(0, 0), MAIN), Some(Transition::Opened));
-    assert_eq!(b.admit(at(1, HOUR as i64), MAIN), Admission::Reject);
+    assert_eq!(b.admit(at(1, HOUR as i64), MAIN).0, Admission::Reject);
     assert_eq!(b.state(at(999, HOUR as i64)), State::Open);
-    assert_eq!(b.admit(at(999, HOUR as i64), MAIN), Admission::Reject);
+    assert_eq!(b.admit(at(999, HOUR as i64), MAIN).0, Admission::Reject);
     assert!(matches!(
-        b.admit(at(1000, HOUR as i64), MAIN),
+        b.admit(at(1000, HOUR as i64), MAIN).0,
         Admission::Probe(_)
     ));
 }
@@ -74,10 +74,10 @@ fn a_wall_clock_stepped_back_an_hour_does_not_restart_the_open_period() {
     let memory = OwnedSlots::new();
     let b = plain(&memory, 1000);
     b.on_failure(at(0, 0), MAIN);
-    assert_eq!(b.admit(at(500, -(HOUR as i64)), MAIN), Admission::Reject);
+    assert_eq!(b.admit(at(500, -(HOUR as i64)), MAIN).0, Admission::Reject);
     assert_eq!(b.state(at(1000, -(HOUR as i64))), State::HalfOpen);
     assert!(matches!(
-        b.admit(at(1000, -(HOUR as i64)), MAIN),
+        b.admit(at(1000, -(HOUR as i64)), MAIN).0,
         Admission::Probe(_)
     ));
 }
@@ -87,13 +87,16 @@ fn a_probe_lease_runs_on_the_monotonic_clock() {
     let memory = OwnedSlots::new();
     let b = plain(&memory, 1000);
     b.on_failure(at(0, 0), MAIN);
-    assert!(matches!(b.admit(at(1000, 0), MAIN), Admission::Probe(_)));
+    assert!(matches!(b.admit(at(1000, 0), MAIN).0, Admission::Probe(_)));
     // Forward an hour: the lease (1000 ms) has not run out.
-    assert_eq!(b.admit(at(1500, HOUR as i64), OTHER), Admission::Reject);
+    assert_eq!(b.admit(at(1500, HOUR as i64), OTHER).0, Admission::Reject);
     // Back an hour: it has, at 1000 ms after the probe.
-    assert_eq!(b.admit(at(1999, -(HOUR as i64)), OTHER), Admission::Reject);
+    assert_eq!(
+        b.admit(at(1999, -(HOUR as i64)), OTHER).0,
+        Admission::Reject
+    );
     assert!(matches!(
-        b.admit(at(2000, -(HOUR as i64)), OTHER),
+        b.admit(at(2000, -(HOUR as i64)), OTHER).0,
         Admission::Probe(_)
     ));
 }
@@ -176,9 +179,9 @@ fn an_opening_stamped_by_an_earlier_boot_in_the_future_restarts_its_wait_from_no
     let memory = OwnedSlots::new();
     let b = plain(&memory, 1000);
     b.on_failure(at(HOUR, 0), MAIN);
-    assert_eq!(b.admit(at(0, 0), MAIN), Admission::Reject);
-    assert_eq!(b.admit(at(999, 0), MAIN), Admission::Reject);
-    assert!(matches!(b.admit(at(1000, 0), MAIN), Admission::Probe(_)));
+    assert_eq!(b.admit(at(0, 0), MAIN).0, Admission::Reject);
+    assert_eq!(b.admit(at(999, 0), MAIN).0, Admission::Reject);
+    assert!(matches!(b.admit(at(1000, 0), MAIN).0, Admission::Probe(_)));
 }
 
 /// Counts how often a call asks for each reading.
@@ -213,7 +216,7 @@ fn each_call_asks_only_for_the_readings_it_uses() {
     // CLOSED: admitting needs no time; a failure below the threshold stores
     // the wall clock only (no time window here).
     assert_eq!(
-        reads(|c| assert_eq!(b.admit(c, MAIN), Admission::Run)),
+        reads(|c| assert_eq!(b.admit(c, MAIN).0, Admission::Run)),
         (0, 0)
     );
     assert_eq!(reads(|c| b.on_success(c, MAIN)), (0, 1));
@@ -221,7 +224,7 @@ fn each_call_asks_only_for_the_readings_it_uses() {
     let (mono, wall) = reads(|c| assert!(b.on_failure(c, MAIN).is_some()));
     assert!(mono >= 1 && wall >= 1, "{mono} {wall}");
     // A rejection while OPEN reads the monotonic clock only.
-    let (mono, wall) = reads(|c| assert_eq!(b.admit(c, MAIN), Admission::Reject));
+    let (mono, wall) = reads(|c| assert_eq!(b.admit(c, MAIN).0, Admission::Reject));
     assert!(mono >= 1 && wall == 0, "{mono} {wall}");
 }
 
@@ -241,8 +244,8 @@ fn a_read_once_clock_reads_each_clock_at_most_once_and_only_when_asked() {
             WALL
         },
     );
-    assert_eq!(b.admit(&clock, MAIN), Admission::Reject);
-    assert_eq!(b.admit(&clock, MAIN), Admission::Reject);
+    assert_eq!(b.admit(&clock, MAIN).0, Admission::Reject);
+    assert_eq!(b.admit(&clock, MAIN).0, Admission::Reject);
     assert_eq!((mono_reads.get(), wall_reads.get()), (1, 0));
     assert_eq!(clock.mono_ms(), MONO + 11, "the first reading is kept");
 }

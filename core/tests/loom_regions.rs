@@ -18,7 +18,8 @@
 #![cfg(loom)]
 
 use breaker_core::cells::{Cells, ModelCells};
-use breaker_core::features::{Features, WindowSpec};
+use breaker_core::features::Features;
+use breaker_core::window::WindowSpec;
 use breaker_core::window::{self, WindowCounts, BAD, BAD_ENTRY, CALLS, CURSOR, GOOD, RING};
 use loom::sync::Arc;
 use loom::thread;

@@ -29,14 +29,14 @@
 //! the docs that are this file's own are marked "Reading:" below.
 #![cfg(not(loom))]
 
-use breaker_core::breaker::WALL_STEP_MS;
-use breaker_core::breaker::{Marks, Policies};
 use breaker_core::features::claim_features;
 use breaker_core::layout::{STATE, STRIPES};
+use breaker_core::WALL_STEP_MS;
 use breaker_core::{
     claim_layout, Admission, Breaker, Cells, Config, Now, OwnedSlots, Slots, State, Stripe, Ticket,
     Transition,
 };
+use breaker_core::{Marks, Policies};
 use proptest::prelude::*;
 use std::cell::RefCell;
 use std::collections::VecDeque;
@@ -521,14 +521,14 @@ impl Model {
         (!was_closed).then_some(Transition::Closed)
     }
 
-    /// `transitionToHalfOpen()`: an isolated breaker stays OPEN (reported as
-    /// such); otherwise a new episode whose probes are the next callers.
-    fn force_half_open(&mut self) -> Transition {
+    /// `transitionToHalfOpen()`: an isolated breaker stays OPEN (no
+    /// transition); otherwise a new episode whose probes are the next callers.
+    fn force_half_open(&mut self) -> Option<Transition> {
         if self.isolations > 0 {
-            return Transition::Opened;
+            return None; // held OPEN already
         }
         self.new_episode();
-        Transition::HalfOpened
+        Some(Transition::HalfOpened)
     }
 
     /// `Atomics.store(array, STATE, OPEN)`: a no-op on an OPEN breaker.
@@ -541,7 +541,7 @@ impl Model {
     /// `isolate()`: OPEN (from whatever state) until released; returns the
     /// epoch its handle belongs to.
     fn isolate(&mut self, now: u64) -> Option<(u32, Option<Transition>)> {
-        if self.isolations == breaker_core::breaker::MAX_ISOLATIONS {
+        if self.isolations == breaker_core::MAX_ISOLATIONS {
             return None;
         }
         self.isolations += 1;
@@ -883,8 +883,12 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
         model.stripe = stripe.index();
         match op {
             Op::Admit => {
-                let got = core.admit(at, stripe);
+                let (got, made) = core.admit(at, stripe);
+                let episodes = model.episodes;
                 let want = model.admit(now);
+                // Admission makes a transition only by starting an episode.
+                let started = (model.episodes > episodes).then_some(Transition::HalfOpened);
+                prop_assert_eq!(made, started, "step {}: admit's transition", i);
                 match (got, want) {
                     (Admission::Run, Decision::Run) | (Admission::Reject, Decision::Reject) => {}
                     (Admission::Probe(ticket), Decision::Probe(probe)) => {
@@ -1093,9 +1097,9 @@ fn run_against_model(setup: &Setup, start: u64, ops: &[(Op, usize)]) -> Result<(
             i,
             op
         );
-        let switches = core.switches();
+        let overrides = core.overrides();
         prop_assert_eq!(
-            (switches.isolations, switches.disabled, switches.reopenings),
+            (overrides.isolations, overrides.disabled, core.reopenings()),
             (model.isolations, model.disabled, model.reopenings),
             "step {} {:?}: switches (isolations, disabled, failed probes)",
             i,
@@ -1283,7 +1287,7 @@ fn probing(memory: &OwnedSlots) -> (Breaker<Slots<'_>>, Ticket) {
     claim_layout(&slots).expect("fresh memory");
     let b = Breaker::new(slots, config(1, 100));
     assert_eq!(b.on_failure(T0, Stripe::new(0)), Some(Transition::Opened));
-    let Admission::Probe(ticket) = b.admit(T0 + 100, Stripe::new(0)) else {
+    let Admission::Probe(ticket) = b.admit(T0 + 100, Stripe::new(0)).0 else {
         panic!("expected a probe");
     };
     (b, ticket)

@@ -2,13 +2,14 @@
 //! backoff, manual control, the failure rate, slow calls, filtered errors,
 //! the transition log.
 
-use breaker_core::breaker::{LogRead, Marks, Policies};
 use breaker_core::features::{claim_features, FeaturesError};
 use breaker_core::layout::{LOG_ENTRY_SLOTS, TRANSITION_LOG};
+use breaker_core::LogRead;
 use breaker_core::{
-    claim_layout, Admission, Breaker, Cells, Config, OwnedSlots, Slots, State, Stripe, Ticket,
-    Transition,
+    claim_layout, Admission, Breaker, Cells, Config, ConfigError, OwnedSlots, Range, Setting,
+    Slots, State, Stripe, Ticket, Transition,
 };
+use breaker_core::{Marks, Policies};
 use std::sync::atomic::Ordering::Relaxed;
 
 const T0: u64 = 1_764_000_000_000;
@@ -31,7 +32,7 @@ fn breaker(memory: &OwnedSlots, config: Config) -> Breaker<Slots<'_>> {
 }
 
 fn probe(b: &Breaker<Slots<'_>>, now: u64) -> Ticket {
-    match b.admit(now, MAIN) {
+    match b.admit(now, MAIN).0 {
         Admission::Probe(ticket) => ticket,
         other => panic!("expected a probe, got {other:?}"),
     }
@@ -58,7 +59,7 @@ fn half_open_max_calls_admits_that_many_probes_at_once() {
     let b = breaker(&memory, c);
     open(&b, 1, T0);
     let t = T0 + 1000;
-    let admitted: Vec<_> = (0..5).map(|_| b.admit(t, MAIN)).collect();
+    let admitted: Vec<_> = (0..5).map(|_| b.admit(t, MAIN).0).collect();
     let probes = admitted
         .iter()
         .filter(|a| matches!(a, Admission::Probe(_)))
@@ -84,7 +85,7 @@ fn a_probe_success_frees_its_place_until_the_success_threshold_closes() {
     let t = T0 + 1000;
     for round in 1..=3 {
         let ticket = probe(&b, t);
-        assert_eq!(b.admit(t, MAIN), Admission::Reject, "one at a time");
+        assert_eq!(b.admit(t, MAIN).0, Admission::Reject, "one at a time");
         let result = b.on_probe_result(ticket, true, t, MAIN);
         if round < 3 {
             assert_eq!(result, None, "success {round} of 3 does not close");
@@ -118,7 +119,7 @@ fn any_probe_failure_reopens_even_after_successes() {
         b.on_probe_result(second, false, t, MAIN),
         Some(Transition::Opened)
     );
-    assert_eq!(b.admit(t + 999, MAIN), Admission::Reject);
+    assert_eq!(b.admit(t + 999, MAIN).0, Admission::Reject);
 }
 
 #[test]
@@ -139,7 +140,7 @@ fn the_open_period_grows_with_each_failed_probe_and_starts_over_on_close() {
     let mut t = T0;
     for expected in [100, 200, 350, 350] {
         assert_eq!(b.open_ms(), expected);
-        assert_eq!(b.admit(t + expected - 1, MAIN), Admission::Reject);
+        assert_eq!(b.admit(t + expected - 1, MAIN).0, Admission::Reject);
         t += expected;
         let ticket = probe(&b, t);
         assert_eq!(
@@ -164,26 +165,26 @@ fn isolation_holds_the_breaker_open_past_the_reset_timeout_until_released() {
     let (epoch, opened) = b.isolate(T0).expect("taken");
     assert_eq!(opened, Some(Transition::Opened));
     assert_eq!(b.isolate(T0), Some((epoch, None)), "a second isolation");
-    assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 10_000, MAIN).0, Admission::Reject);
     assert_eq!(b.state(T0 + 10_000), State::Open);
     assert_eq!(
         b.release_isolation(epoch, T0 + 10_000),
         None,
         "one still held"
     );
-    assert_eq!(b.admit(T0 + 10_000, OTHER), Admission::Reject);
+    assert_eq!(b.admit(T0 + 10_000, OTHER).0, Admission::Reject);
     assert_eq!(
         b.release_isolation(epoch, T0 + 10_000),
         Some(Transition::Closed),
         "the last release closes"
     );
-    assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Run);
+    assert_eq!(b.admit(T0 + 10_000, MAIN).0, Admission::Run);
     assert_eq!(
         b.release_isolation(epoch, T0),
         None,
         "releasing more than taken is harmless"
     );
-    assert_eq!(b.switches().isolations, 0);
+    assert_eq!(b.overrides().isolations, 0);
 }
 
 #[test]
@@ -217,7 +218,7 @@ fn an_isolation_from_32768_and_65536_resets_before_releases_nothing() {
                 "after {resets} resets"
             );
             assert_eq!(b.state(T0), State::Open, "the live isolation still holds");
-            assert_eq!(b.switches().isolations, 1);
+            assert_eq!(b.overrides().isolations, 1);
             assert_eq!(b.release_isolation(current, T0), Some(Transition::Closed));
         }
     }
@@ -225,7 +226,7 @@ fn an_isolation_from_32768_and_65536_resets_before_releases_nothing() {
 
 #[test]
 fn isolations_past_the_most_held_at_once_are_refused_and_none_is_lost() {
-    use breaker_core::breaker::MAX_ISOLATIONS;
+    use breaker_core::MAX_ISOLATIONS;
     let c = config(5, 100, Policies::default());
     let memory = memory_for(&c);
     let b = breaker(&memory, c);
@@ -233,14 +234,18 @@ fn isolations_past_the_most_held_at_once_are_refused_and_none_is_lost() {
     for _ in 1..MAX_ISOLATIONS {
         assert_eq!(b.isolate(T0), Some((epoch, None)));
     }
-    assert_eq!(b.switches().isolations, MAX_ISOLATIONS);
+    assert_eq!(b.overrides().isolations, MAX_ISOLATIONS);
     assert_eq!(b.isolate(T0), None, "one more than the most is refused");
-    assert_eq!(b.switches().isolations, MAX_ISOLATIONS, "and takes nothing");
+    assert_eq!(
+        b.overrides().isolations,
+        MAX_ISOLATIONS,
+        "and takes nothing"
+    );
     for _ in 1..MAX_ISOLATIONS {
         assert_eq!(b.release_isolation(epoch, T0), None);
     }
     assert_eq!(b.state(T0), State::Open, "one isolation still held");
-    assert_eq!(b.admit(T0 + 10_000, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 10_000, MAIN).0, Admission::Reject);
     assert_eq!(b.release_isolation(epoch, T0), Some(Transition::Closed));
     assert_eq!(
         b.release_isolation(epoch, T0),
@@ -268,9 +273,12 @@ fn isolation_wins_over_a_forced_half_open() {
     let c = config(5, 100, Policies::default());
     let memory = memory_for(&c);
     let b = breaker(&memory, c);
-    b.isolate(T0);
-    b.force_half_open_at(T0);
-    assert_eq!(b.admit(T0 + 1, MAIN), Admission::Reject);
+    assert_eq!(
+        b.isolate(T0).map(|(_, made)| made),
+        Some(Some(Transition::Opened))
+    );
+    assert_eq!(b.force_half_open_at(T0), None, "held OPEN: no transition");
+    assert_eq!(b.admit(T0 + 1, MAIN), (Admission::Reject, None));
     assert_eq!(b.state(T0 + 1), State::Open);
 }
 
@@ -300,7 +308,7 @@ fn reset_closes_and_clears_isolations_failures_and_backoff() {
     assert_eq!(b.state(T0 + 101), State::Closed);
     assert_eq!(b.consecutive_failures(), 0);
     assert_eq!(b.open_ms(), 100);
-    assert_eq!(b.switches().isolations, 0);
+    assert_eq!(b.overrides().isolations, 0);
     // One failure is not two in a row after the reset.
     assert_eq!(b.on_failure(T0 + 102, MAIN), None);
     assert_eq!(b.totals().failures, 4, "lifetime counts are kept");
@@ -314,7 +322,7 @@ fn a_disabled_breaker_runs_everything_and_never_opens_but_counts() {
     open(&b, 2, T0);
     assert_eq!(b.set_disabled(true, T0), Some(Transition::Closed));
     for _ in 0..10 {
-        assert_eq!(b.admit(T0, MAIN), Admission::Run);
+        assert_eq!(b.admit(T0, MAIN).0, Admission::Run);
         assert_eq!(b.on_failure(T0, MAIN), None);
     }
     assert_eq!(b.state(T0), State::Closed);
@@ -503,26 +511,6 @@ fn the_log_keeps_the_last_eight_transitions() {
 }
 
 #[test]
-fn a_log_writer_held_up_past_eight_transitions_writes_nothing() {
-    let c = config(1, 0, Policies::default());
-    let memory = memory_for(&c);
-    let b = breaker(&memory, c).with_actor(3);
-    for i in 0..12 {
-        b.force_half_open_at(T0 + i);
-    }
-    // Generation 4's writer comes back after generation 12 took its entry.
-    b.log_transition(4, State::Open, T0 + 500);
-    let kept = b
-        .log_entry(12)
-        .expect("the newest generation keeps its entry");
-    assert_eq!(
-        (kept.state, kept.time_ms, kept.actor),
-        (State::HalfOpen, T0 + 11, 3)
-    );
-    assert_eq!(b.log_entry(4), None);
-}
-
-#[test]
 fn a_log_entry_is_read_only_once_its_writer_has_finished() {
     let c = config(1, 0, Policies::default());
     let memory = memory_for(&c);
@@ -585,28 +573,28 @@ fn reading_the_log_tells_a_pending_entry_from_an_overwritten_one() {
 }
 
 #[test]
-fn options_out_of_range_are_refused_with_their_names() {
-    let cases: [(Policies, &str); 11] = [
+fn options_out_of_range_are_refused_naming_the_setting() {
+    let cases: [(Policies, Setting); 11] = [
         (
             Policies {
                 half_open_max_calls: Some(0.0),
                 ..Policies::default()
             },
-            "halfOpenMaxCalls",
+            Setting::HalfOpenMaxCalls,
         ),
         (
             Policies {
                 success_threshold: Some(1.5),
                 ..Policies::default()
             },
-            "successThreshold",
+            Setting::SuccessThreshold,
         ),
         (
             Policies {
                 max_reset_timeout: Some(10.0),
                 ..Policies::default()
             },
-            "maxResetTimeout",
+            Setting::MaxResetTimeout,
         ),
         (
             Policies {
@@ -614,24 +602,24 @@ fn options_out_of_range_are_refused_with_their_names() {
                 max_reset_timeout: Some(1000.0),
                 ..Policies::default()
             },
-            "backoffMultiplier",
+            Setting::BackoffMultiplier,
         ),
-        (rate(0.0, 1.0, 10.0), "failureRateThreshold"),
-        (rate(50.0, 1.0, 1e9), "windowSize"),
+        (rate(0.0, 1.0, 10.0), Setting::FailureRateThreshold),
+        (rate(50.0, 1.0, 1e9), Setting::WindowSize),
         (
             Policies {
                 window_size: Some(0.0),
                 ..Policies::default()
             },
-            "windowSize",
+            Setting::WindowSize,
         ),
-        (rate(50.0, 11.0, 10.0), "minimumCalls"),
+        (rate(50.0, 11.0, 10.0), Setting::MinimumCalls),
         (
             Policies {
                 minimum_calls: Some(101.0),
                 ..Policies::default()
             },
-            "minimumCalls",
+            Setting::MinimumCalls,
         ),
         (
             Policies {
@@ -639,20 +627,71 @@ fn options_out_of_range_are_refused_with_their_names() {
                 window_buckets: Some(5.0),
                 ..Policies::default()
             },
-            "windowSize",
+            Setting::WindowSize,
         ),
         (
             Policies {
                 backoff_multiplier: Some(0.5),
                 ..Policies::default()
             },
-            "backoffMultiplier",
+            Setting::BackoffMultiplier,
         ),
     ];
-    for (policies, name) in cases {
-        let error = Config::with_policies(5.0, 100.0, &policies).expect_err(name);
-        assert!(error.to_string().starts_with(name), "{error}");
+    for (policies, setting) in cases {
+        let error = Config::with_policies(5.0, 100.0, &policies).expect_err("refused");
+        assert_eq!(error.setting, setting, "{error}");
     }
+}
+
+#[test]
+fn a_refused_setting_is_reported_with_its_range_and_the_value_received() {
+    let refused = |threshold, timeout, policies: Policies| {
+        Config::with_policies(threshold, timeout, &policies).expect_err("refused")
+    };
+    assert_eq!(
+        refused(0.5, 100.0, Policies::default()),
+        ConfigError {
+            setting: Setting::FailureThreshold,
+            range: Range::Integer {
+                low: 1,
+                high: i32::MAX as u64
+            },
+            received: 0.5,
+        }
+    );
+    assert_eq!(
+        refused(
+            5.0,
+            99.5,
+            Policies {
+                max_reset_timeout: Some(50.0),
+                ..Policies::default()
+            }
+        ),
+        ConfigError {
+            setting: Setting::MaxResetTimeout,
+            range: Range::Milliseconds {
+                low: 100,
+                high: 1 << 43
+            },
+            received: 50.0,
+        },
+        "from the reset timeout, rounded up"
+    );
+    let missing = refused(
+        5.0,
+        100.0,
+        Policies {
+            window_is_time: true,
+            failure_rate_threshold: Some(50.0),
+            ..Policies::default()
+        },
+    );
+    assert_eq!(
+        (missing.setting, missing.range),
+        (Setting::WindowSize, Range::Required)
+    );
+    assert!(missing.received.is_nan());
 }
 
 #[test]

@@ -2,8 +2,8 @@
 
 use breaker_core::layout::{self, STATE};
 use breaker_core::{
-    claim_layout, Admission, Breaker, Cells, Config, MemoryError, OwnedSlots, State, Stripe,
-    Ticket, Transition,
+    claim_layout, Admission, Breaker, Cells, Config, MemoryError, OwnedSlots, Setting, State,
+    Stripe, Ticket, Transition,
 };
 use std::sync::atomic::Ordering::SeqCst;
 
@@ -24,7 +24,7 @@ fn fail_n(b: &Breaker<breaker_core::Slots<'_>>, n: u32, now: u64) -> Vec<Option<
 }
 
 fn probe(b: &Breaker<breaker_core::Slots<'_>>, now: u64) -> Ticket {
-    match b.admit(now, MAIN) {
+    match b.admit(now, MAIN).0 {
         Admission::Probe(ticket) => ticket,
         other => panic!("expected a probe, got {other:?}"),
     }
@@ -35,7 +35,7 @@ fn a_buffer_of_zeroes_is_a_closed_breaker() {
     let memory = OwnedSlots::new();
     let b = breaker(&memory, 3, 1000);
     assert_eq!(b.state(T0), State::Closed);
-    assert_eq!(b.admit(T0, MAIN), Admission::Run);
+    assert_eq!(b.admit(T0, MAIN).0, Admission::Run);
     assert_eq!(b.totals(), Default::default());
 }
 
@@ -95,7 +95,7 @@ fn rejects_while_open_and_counts_the_rejection() {
     let memory = OwnedSlots::new();
     let b = breaker(&memory, 1, 1000);
     b.on_failure(T0, MAIN);
-    assert_eq!(b.admit(T0 + 999, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 999, MAIN).0, Admission::Reject);
     let totals = b.totals();
     assert_eq!(
         (totals.requests, totals.failures, totals.rejections),
@@ -114,8 +114,8 @@ fn after_the_reset_timeout_exactly_one_caller_probes() {
         "due to probe: reported HALF_OPEN"
     );
     let ticket = probe(&b, T0 + 1000);
-    assert_eq!(b.admit(T0 + 1000, MAIN), Admission::Reject);
-    assert_eq!(b.admit(T0 + 1500, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 1000, MAIN).0, Admission::Reject);
+    assert_eq!(b.admit(T0 + 1500, MAIN).0, Admission::Reject);
     assert_eq!(b.state(T0 + 1500), State::HalfOpen);
     assert_eq!(
         b.on_probe_result(ticket, true, T0 + 1600, MAIN),
@@ -135,7 +135,7 @@ fn closes_when_the_half_open_probe_succeeds() {
     );
     assert_eq!(b.state(T0 + 101), State::Closed);
     assert_eq!(b.consecutive_failures(), 0);
-    assert_eq!(b.admit(T0 + 102, MAIN), Admission::Run);
+    assert_eq!(b.admit(T0 + 102, MAIN).0, Admission::Run);
 }
 
 #[test]
@@ -153,7 +153,7 @@ fn reopens_when_the_probe_fails_and_the_timeout_starts_over() {
         State::Open,
         "timeout counts from the probe's failure"
     );
-    assert_eq!(b.admit(T0 + 249, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 249, MAIN).0, Admission::Reject);
     probe(&b, T0 + 250);
 }
 
@@ -163,7 +163,7 @@ fn a_probe_that_never_settles_frees_the_breaker_after_the_timeout() {
     let b = breaker(&memory, 1, 100);
     b.on_failure(T0, MAIN);
     let lost = probe(&b, T0 + 100);
-    assert_eq!(b.admit(T0 + 199, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 199, MAIN).0, Admission::Reject);
     let second = probe(&b, T0 + 200);
     assert_ne!(lost, second);
     // The lost probe's late answer decides nothing; the live probe's does.
@@ -182,7 +182,7 @@ fn state_set_to_open_from_outside_counts_as_opened_when_first_seen() {
     // What `Atomics.store(array, STATE, OPEN)` does: the low half only.
     memory.slots()[STATE].store(State::Open as i32, SeqCst);
     assert_eq!(
-        b.admit(T0 + 5000, MAIN),
+        b.admit(T0 + 5000, MAIN).0,
         Admission::Reject,
         "first sight stamps the opening"
     );
@@ -197,7 +197,7 @@ fn state_set_to_open_from_outside_during_a_probe_starts_a_fresh_wait() {
     b.on_failure(T0, MAIN);
     let ticket = probe(&b, T0 + 100);
     memory.slots()[STATE].store(State::Open as i32, SeqCst);
-    assert_eq!(b.admit(T0 + 300, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 300, MAIN).0, Admission::Reject);
     assert_eq!(
         b.on_probe_result(ticket, true, T0 + 300, MAIN),
         None,
@@ -214,7 +214,7 @@ fn a_state_slot_holding_garbage_is_repaired_to_open() {
     memory.slots()[STATE].store(7, SeqCst);
     assert_eq!(b.state(T0), State::Open);
     assert_eq!(memory.slots()[STATE].load(SeqCst), State::Open as i32);
-    assert_eq!(b.admit(T0 + 99, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 99, MAIN).0, Admission::Reject);
     probe(&b, T0 + 100);
 }
 
@@ -223,10 +223,10 @@ fn forced_half_open_lets_the_next_caller_probe() {
     let memory = OwnedSlots::new();
     let b = breaker(&memory, 1, 60_000);
     b.on_failure(T0, MAIN);
-    assert_eq!(b.force_half_open(), Transition::HalfOpened);
+    assert_eq!(b.force_half_open(), Some(Transition::HalfOpened));
     assert_eq!(b.state(T0 + 1), State::HalfOpen);
     let ticket = probe(&b, T0 + 1);
-    assert_eq!(b.admit(T0 + 2, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 2, MAIN).0, Admission::Reject);
     assert_eq!(
         b.on_probe_result(ticket, true, T0 + 3, MAIN),
         Some(Transition::Closed)
@@ -239,7 +239,7 @@ fn forced_half_open_from_closed_admits_one_probe() {
     let b = breaker(&memory, 5, 1000);
     b.force_half_open();
     let ticket = probe(&b, T0);
-    assert_eq!(b.admit(T0, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0, MAIN).0, Admission::Reject);
     assert_eq!(
         b.on_probe_result(ticket, false, T0, MAIN),
         Some(Transition::Opened)
@@ -254,8 +254,8 @@ fn a_clock_that_goes_back_restarts_the_wait_instead_of_stalling() {
     b.on_failure(T0, MAIN);
     // Wall clock stepped back an hour: the wait is measured from the new time.
     let back = T0 - 3_600_000;
-    assert_eq!(b.admit(back, MAIN), Admission::Reject);
-    assert_eq!(b.admit(back + 99, MAIN), Admission::Reject);
+    assert_eq!(b.admit(back, MAIN).0, Admission::Reject);
+    assert_eq!(b.admit(back + 99, MAIN).0, Admission::Reject);
     probe(&b, back + 100);
 }
 
@@ -265,7 +265,7 @@ fn a_zero_reset_timeout_still_admits_one_probe_at_a_time() {
     let b = breaker(&memory, 1, 0);
     b.on_failure(T0, MAIN);
     let ticket = probe(&b, T0);
-    assert_eq!(b.admit(T0, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0, MAIN).0, Admission::Reject);
     assert_eq!(
         b.on_probe_result(ticket, false, T0, MAIN),
         Some(Transition::Opened)
@@ -366,10 +366,14 @@ fn refuses_bad_settings() {
         (config.failure_threshold(), config.reset_timeout_ms()),
         (5, 1)
     );
-    let message = Config::new(0.0, 1.0).unwrap_err().to_string();
-    assert!(
-        message.contains("failureThreshold") && message.contains("got 0"),
-        "{message}"
+    let error = Config::new(0.0, 1.0).unwrap_err();
+    assert_eq!(
+        (error.setting, error.received),
+        (Setting::FailureThreshold, 0.0)
+    );
+    assert_eq!(
+        error.to_string(),
+        "FailureThreshold must be an integer from 1 to 2147483647, got 0"
     );
 }
 
@@ -392,23 +396,46 @@ fn end_to_end_sequence() {
         fail_n(&b, 3, T0),
         vec![None, None, Some(Transition::Opened)]
     );
-    assert_eq!(b.admit(T0 + 50, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 50, MAIN).0, Admission::Reject);
     let a = probe(&b, T0 + 100);
-    assert_eq!(b.admit(T0 + 100, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 100, MAIN).0, Admission::Reject);
     assert_eq!(
         b.on_probe_result(a, false, T0 + 120, MAIN),
         Some(Transition::Opened)
     );
-    assert_eq!(b.admit(T0 + 219, MAIN), Admission::Reject);
+    assert_eq!(b.admit(T0 + 219, MAIN).0, Admission::Reject);
     let c = probe(&b, T0 + 220);
     assert_eq!(
         b.on_probe_result(c, true, T0 + 220, MAIN),
         Some(Transition::Closed)
     );
-    assert_eq!(b.admit(T0 + 221, MAIN), Admission::Run);
+    assert_eq!(b.admit(T0 + 221, MAIN).0, Admission::Run);
     let totals = b.totals();
     assert_eq!(totals.failures, 4);
     assert_eq!(totals.successes, 1);
     assert_eq!(totals.rejections, 3);
     assert_eq!(totals.requests, 8);
+}
+
+#[test]
+fn admit_reports_the_transition_it_made() {
+    let memory = OwnedSlots::new();
+    let b = breaker(&memory, 1, 1000);
+    assert_eq!(b.admit(T0, MAIN), (Admission::Run, None));
+    b.on_failure(T0, MAIN);
+    assert_eq!(b.admit(T0 + 999, MAIN), (Admission::Reject, None));
+    let (admission, made) = b.admit(T0 + 1000, MAIN);
+    assert!(matches!(admission, Admission::Probe(_)));
+    assert_eq!(made, Some(Transition::HalfOpened), "the open period ended");
+    assert_eq!(b.admit(T0 + 1001, MAIN), (Admission::Reject, None));
+    // The probe's lease runs out: a new episode, whose probe this caller is.
+    let (admission, made) = b.admit(T0 + 2000, MAIN);
+    assert!(matches!(admission, Admission::Probe(_)));
+    assert_eq!(made, Some(Transition::HalfOpened), "a new episode");
+    // A state JavaScript wrote moves to OPEN, stamped now.
+    memory.slots()[STATE].store(7, SeqCst);
+    assert_eq!(
+        b.admit(T0 + 2001, MAIN),
+        (Admission::Reject, Some(Transition::Opened))
+    );
 }

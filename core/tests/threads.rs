@@ -54,7 +54,7 @@ fn threads_sharing_one_slice_count_every_call_and_probe_one_at_a_time() {
                     if !(0..=2).contains(&raw) {
                         invalid_state_seen.store(true, SeqCst);
                     }
-                    match breaker.admit(now, stripe) {
+                    match breaker.admit(now, stripe).0 {
                         Admission::Run => {
                             let transition = if failing {
                                 breaker.on_failure(now, stripe)
@@ -137,7 +137,7 @@ fn racing_callers_after_the_timeout_admit_exactly_one_probe() {
                 scope.spawn(move || {
                     let breaker = Breaker::new(Slots::new(memory.slots()).unwrap(), config);
                     barrier.wait();
-                    if let Admission::Probe(_) = breaker.admit(T0 + 100, Stripe::new(t)) {
+                    if let Admission::Probe(_) = breaker.admit(T0 + 100, Stripe::new(t)).0 {
                         probes.fetch_add(1, SeqCst);
                     }
                 });

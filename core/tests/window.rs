@@ -2,8 +2,9 @@
 //! argument) and real threads for the concurrent cases.
 
 use breaker_core::cells::Cells;
-use breaker_core::features::{Features, WindowSpec};
+use breaker_core::features::Features;
 use breaker_core::layout::SLOT_COUNT;
+use breaker_core::window::WindowSpec;
 use breaker_core::window::{self, WindowCounts, BAD, BAD_ENTRY, CALLS, CURSOR, EMPTY, GOOD, RING};
 use breaker_core::{OwnedSlots, Slots};
 use std::collections::VecDeque;
