@@ -235,6 +235,8 @@ export interface LoggedTransition {
   time?: number
   /** The `threadId` of the thread that made it (20 bits). */
   threadId?: number
+  /** The process it was made in (0 if unknown). */
+  pid?: number
 }
 
 /** The options past the seed's, already type-checked by the facade. */

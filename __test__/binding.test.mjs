@@ -140,6 +140,7 @@ test('transition(id, generation) answers ready, pending (not written yet) or gon
     assert.equal(logged.status, 'ready', `generation ${g}`)
     assert.equal(logged.state, CircuitBreakerStates.HALF_OPEN)
     assert.equal(logged.threadId, 0)
+    assert.equal(logged.pid, process.pid)
     assert.ok(Math.abs(logged.time - Date.now()) < 60_000, `time ${logged.time}`)
   }
   assert.deepEqual({ ...native.transition(b.id, now - C.LOG_ENTRIES) }, { status: 'gone' })
@@ -150,7 +151,8 @@ test('transition(id, generation) answers ready, pending (not written yet) or gon
   // A writer between claiming generation 13's place and publishing it (the
   // head marked writing), as core/src/breaker.rs log_transition writes.
   const wide = new BigInt64Array(b.array.buffer, b.array.byteOffset, b.array.length >> 1)
-  const head = (CircuitBreakerKeys.TRANSITION_LOG_0 + (13 % C.LOG_ENTRIES) * 4) / 2
+  const entrySlots = CircuitBreakerKeys.TRANSITION_LOG_1 - CircuitBreakerKeys.TRANSITION_LOG_0
+  const head = (CircuitBreakerKeys.TRANSITION_LOG_0 + (13 % C.LOG_ENTRIES) * entrySlots) / 2
   Atomics.store(wide, head, (13n << 32n) | (1n << 31n) | 1n)
   assert.deepEqual({ ...native.transition(b.id, 13) }, { status: 'pending' })
   assert.deepEqual({ ...native.transition(b.id, 13 - C.LOG_ENTRIES) }, { status: 'gone' })

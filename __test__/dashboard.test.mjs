@@ -5,6 +5,10 @@ import { test } from 'node:test'
 import assert from 'node:assert/strict'
 import http from 'node:http'
 import { Worker } from 'node:worker_threads'
+import { fork } from 'node:child_process'
+import fs from 'node:fs'
+import os from 'node:os'
+import path from 'node:path'
 import CircuitBreaker, { createSharedArray, dashboard } from 'shared-circuit-breaker'
 
 const fail = async () => {
@@ -118,6 +122,7 @@ test('a transition made in a worker thread is pushed with its thread, pid and fr
   assert.equal(data.change.state, 'OPEN')
   assert.equal(data.change.threadId, worker.threadId)
   assert.equal(data.change.pid, process.pid)
+  assert.equal(data.change.fleet, false)
   assert.equal(data.stats.state, 'OPEN')
   assert.equal(data.stats.consecutiveFailures, 3)
   // A page that connects later gets it in its snapshot's timeline.
@@ -125,6 +130,31 @@ test('a transition made in a worker thread is pushed with its thread, pid and fr
   t.after(() => later.close())
   const { data: snapshot } = await later.next('snapshot')
   assert.deepEqual(snapshot.breakers[0].timeline, [data.change])
+})
+
+test('a breaker file tripped by another process: the transition names that process', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'cb-dashboard-'))
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }))
+  const file = path.join(dir, 'inventory.breaker')
+  const breaker = CircuitBreaker.fromFile(file, { name: 'inventory', failureThreshold: 2, resetTimeout: 60000 })
+  t.after(() => breaker.dispose())
+  const base = await serve(t, handlerFor(t, [breaker]))
+  const events = stream(`${base}/events`)
+  t.after(() => events.close())
+  const { data: snapshot } = await events.next('snapshot')
+  assert.equal(snapshot.breakers[0].file, true)
+  const child = fork(new URL('./fixtures/file-process.mjs', import.meta.url), [file, '2', '60000'], { stdio: ['ignore', 'inherit', 'inherit', 'ipc'] })
+  t.after(() => child.kill())
+  await new Promise((resolve) => child.once('message', resolve))
+  const reply = new Promise((resolve) => child.once('message', resolve))
+  child.send({ id: 1, command: 'fail', args: { times: 2 } })
+  assert.deepEqual((await reply).result, { state: 'OPEN' })
+  const { data } = await events.next('transition')
+  assert.notEqual(child.pid, process.pid)
+  assert.deepEqual(
+    { state: data.change.state, threadId: data.change.threadId, pid: data.change.pid, fleet: data.change.fleet },
+    { state: 'OPEN', threadId: 0, pid: child.pid, fleet: false },
+  )
 })
 
 test('anything but GET is refused with 405 and Allow: GET, and changes nothing', async (t) => {

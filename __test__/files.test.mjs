@@ -183,6 +183,30 @@ ${code}`],
     breaker.dispose()
   })
 
+  test("a state event heard here names the process that made the transition, and its thread", async () => {
+    const file = newPath()
+    const breaker = CircuitBreaker.fromFile(file, { failureThreshold: 2, resetTimeout: 60000 })
+    const heard = new Promise((resolve) => breaker.once('open', resolve))
+    const other = child(file, 2, 60000)
+    try {
+      await other.ready
+      assert.deepEqual(await other.run('fail', { times: 2 }), { state: 'OPEN' })
+      const change = await heard
+      assert.notEqual(other.process.pid, process.pid)
+      assert.deepEqual(
+        { state: change.state, threadId: change.threadId, pid: change.pid },
+        { state: 'OPEN', threadId: 0, pid: other.process.pid },
+      )
+      // And a transition made here names this process.
+      const closed = new Promise((resolve) => breaker.once('close', resolve))
+      breaker.reset()
+      assert.equal((await closed).pid, process.pid)
+    } finally {
+      other.process.kill()
+      breaker.dispose()
+    }
+  })
+
   test('a failure-rate window and a histogram live in the file, shared by processes', () => {
     const file = newPath()
     const options = { failureRateThreshold: 50, minimumCalls: 4, histogram: true, resetTimeout: 60000 }
@@ -384,7 +408,7 @@ describe('breaker files', () => {
 })
 
 describe('breaker files: writing, names, links and mappings', () => {
-  // 64 + 2,496 slots x 4 bytes: longer than the 4 KiB `ulimit -f 4` allows.
+  // 64 + 2,512 slots x 4 bytes: longer than the 4 KiB `ulimit -f 4` allows.
   const histogram = { histogram: true }
   const HISTOGRAM_BYTES = 64 + CircuitBreaker.arrayLength(histogram) * 4
 

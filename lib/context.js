@@ -69,7 +69,7 @@ class BreakerContext {
   }
 
   // What the state watch (watch.js) reads and emits through.
-  // `native.transition` answers `{ status: 'ready', state, time, threadId }`,
+  // `native.transition` answers `{ status: 'ready', state, time, threadId, pid }`,
   // `{ status: 'pending' }` or `{ status: 'gone' }`.
   readTransition(generation) {
     return this.array === DISPOSED ? undefined : native.transition(this.id, generation)

@@ -79,10 +79,10 @@ function client() {
     outer.append(inner)
     row.append(outer)
   }
-  function who(change, info) {
+  function who(change) {
+    if (change.fleet) return 'fleet'
     const thread = change.threadId === 0 ? 'main thread' : `thread ${change.threadId}`
-    if (change.pid !== null) return `${thread} \u00b7 pid ${change.pid}`
-    return `${thread} \u00b7 ${info.file ? 'a process sharing the file' : 'this process'}`
+    return change.pid ? `${thread} \u00b7 process ${change.pid}` : thread
   }
 
   function build(info, index) {
@@ -166,7 +166,7 @@ function client() {
     const none = parts.list.querySelector('.none')
     if (none) none.remove()
     const row = el('li', 'change')
-    row.append(el('span', 'at', clock(change.time)), el('span', `to ${change.state}`, change.state), el('span', 'by', who(change, info)))
+    row.append(el('span', 'at', clock(change.time)), el('span', `to ${change.state}`, change.state), el('span', 'by', who(change)))
     parts.list.prepend(row)
     while (parts.list.children.length > 50) parts.list.lastElementChild.remove()
   }

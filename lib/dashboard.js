@@ -96,8 +96,7 @@ function describeBreaker(breaker, index) {
     window,
     histogram: policies.histogram === true,
     // A SharedArrayBuffer is shared by the threads of this process only; a
-    // breaker file's mapping by every process that opens the file, and the
-    // transition log records a thread id, not a process.
+    // breaker file's mapping by every process that opens the file.
     file: !(breaker.getSharedBuffer() instanceof SharedArrayBuffer),
   }
 }
@@ -136,8 +135,9 @@ function dashboard(breakers, options) {
       time: change.time,
       threadId: change.threadId,
       generation: change.generation,
-      // Over a shared array, the thread is one of this process's.
-      pid: entry.info.file ? null : process.pid,
+      // The process the transition log names (0 if unknown).
+      pid: change.pid,
+      fleet: change.fleet === true,
     }
     entry.timeline.push(record)
     if (entry.timeline.length > history) entry.timeline.shift()

@@ -129,7 +129,7 @@ function park(entry, generation) {
 
 // The watch reads and emits through what a breaker registers with `watch`:
 // an object with `readTransition(generation)` (what the transition log
-// answers: `{ status: 'ready', state, time, threadId }`, `'pending'` or
+// answers: `{ status: 'ready', state, time, threadId, pid }`, `'pending'` or
 // `'gone'`; undefined once the breaker is disposed) and
 // `emitState(event, payload)`: in `watches`, `entry.breakers` holds those.
 
@@ -163,6 +163,7 @@ function deliver(entry, generation) {
         state: STATE_NAMES[logged.state],
         time: logged.time,
         threadId: logged.threadId,
+        pid: logged.pid,
         generation: g,
       }
       if (logged.threadId === FLEET_ACTOR) event.fleet = true

@@ -47,7 +47,7 @@ pub fn create(
     // SAFETY: `env` and `array` are live handles of this call.
     check(unsafe { sys::napi_create_reference(env.raw(), array.raw(), 1, &mut array_ref) })?;
     let instance = Instance {
-        breaker: Breaker::new(slots, config).with_actor(actor),
+        breaker: Breaker::new(slots, config).with_actor(actor, std::process::id()),
         stripe: table::stripe(),
         array: array_ref,
         _mapping: mapping,

@@ -97,6 +97,8 @@ pub struct LoggedTransition {
     pub time: Option<f64>,
     /// The `threadId` of the thread that made it (20 bits).
     pub thread_id: Option<u32>,
+    /// The process it was made in (0 if unknown).
+    pub pid: Option<u32>,
 }
 
 /// The transition that made generation `generation`: ready, pending or gone.
@@ -108,12 +110,14 @@ pub fn transition(id: u32, generation: u32) -> Result<LoggedTransition> {
             state: None,
             time: None,
             thread_id: None,
+            pid: None,
         };
         match i.breaker.read_log(generation) {
             LogRead::Ready(entry) => LoggedTransition {
                 state: Some(entry.state as u32),
                 time: Some(entry.time_ms as f64),
                 thread_id: Some(entry.actor),
+                pid: Some(entry.pid),
                 ..status("ready")
             },
             LogRead::Pending => status("pending"),

@@ -30,6 +30,7 @@ describe('fleet mode', { skip }, () => {
         if (i < 2) continue
         const opened = await host.waitEvent('open', since[i], 3000)
         assert.equal(opened.payload.fleet, true, `${host.name}'s open came from the fleet`)
+        assert.equal(opened.payload.pid, host.child.pid, `made by the agent in ${host.name}'s process`)
       }
       for (const host of hosts) assert.equal(await host.ask('state'), 'OPEN', host.name)
       assert.notEqual(hosts[1].events.slice(since[1]).find((e) => e.event === 'open').payload.fleet, true, 'its own trip')

@@ -23,7 +23,7 @@ use crate::config::Config;
 use crate::counters::{Counters, Totals};
 use crate::features::Features;
 use crate::layout::{Stripe, FALLBACKS, HALF_OPEN, REOPENINGS, STATE, TIMER};
-use crate::log::{self, LogEntry, LogRead};
+use crate::log::{self, Actor, LogEntry, LogRead};
 use crate::words::{ControlWord, ProbeWord, State, TimerKind, TimerWord, ACTOR_MASK};
 use crate::{histogram, window};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
@@ -48,7 +48,7 @@ pub struct Breaker<C: Cells> {
     cells: C,
     config: Config,
     features: Features,
-    actor: u32,
+    actor: Actor,
 }
 
 /// What the control, timer and probe words say, read consistently.
@@ -80,13 +80,17 @@ impl<C: Cells> Breaker<C> {
             cells,
             features: config.features(),
             config,
-            actor: 0,
+            actor: Actor::default(),
         }
     }
 
-    /// Names who makes this breaker's transitions in the log (20 bits kept).
-    pub fn with_actor(mut self, actor: u32) -> Self {
-        self.actor = actor & ACTOR_MASK;
+    /// Names who makes this breaker's transitions in the log: the thread
+    /// (20 bits kept) and the process.
+    pub fn with_actor(mut self, thread: u32, pid: u32) -> Self {
+        self.actor = Actor {
+            thread: thread & ACTOR_MASK,
+            pid,
+        };
         self
     }
 

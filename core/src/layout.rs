@@ -5,7 +5,7 @@
 //! [`SLOT_COUNT`] and every slot has a name.
 //!
 //! ```text
-//!  slot  0..64   header: written on transitions, failures and control only
+//!  slot  0..80   header: written on transitions, failures and control only
 //!        0  STATE (+1 GENERATION)      the control word (words::ControlWord)
 //!        2  TIMER (+3 TIMER_HI)        open stamp or probe lease (words::TimerWord)
 //!        4  FAILURE_COUNT              consecutive failures
@@ -18,9 +18,10 @@
 //!       14  FEATURES (+15 _HI)         what lies past SLOT_COUNT (features::Features)
 //!       16  PROBE_COUNT (+17 _HI)      probes admitted, ever
 //!       18  ISOLATIONS (+19 _HI)       the isolation word (words::IsolationWord)
-//!       32..64  TRANSITION_LOG         the last 8 transitions, 4 slots each
-//!                                      (words::LogHead, words::LogInfo)
-//!  slot 64 + 32*k  stripe k of STRIPES, one per group of threads
+//!       32..80  TRANSITION_LOG         the last 8 transitions, 6 slots each
+//!                                      (words::LogHead, words::LogInfo,
+//!                                      words::LogPid)
+//!  slot 80 + 32*k  stripe k of STRIPES, one per group of threads
 //!        +0 TOTAL_REQUEST_COUNT  +2 SUCCESS_COUNT  +4 FAILURE_TOTAL
 //!        +6 REJECTION_COUNT      +8 LAST_SUCCESS_TIME  +10 TIMEOUT_COUNT
 //!        +12 FALLBACK_COUNT      +14 SLOW_CALL_COUNT   +16 FILTERED_COUNT
@@ -70,12 +71,14 @@ pub const PROBE_COUNT: usize = 16;
 pub const TRANSITION_LOG: usize = 32;
 /// Entries in the transition log; entry `g % LOG_ENTRIES` holds generation `g`.
 pub const LOG_ENTRIES: usize = 8;
-/// Slots per log entry: two 64-bit words ([`crate::words::LogHead`], [`crate::words::LogInfo`]).
-pub const LOG_ENTRY_SLOTS: usize = 4;
+/// Slots per log entry: three 64-bit words ([`crate::words::LogHead`],
+/// [`crate::words::LogInfo`], [`crate::words::LogPid`]).
+pub const LOG_ENTRY_SLOTS: usize = 6;
 const _: () = assert!(TRANSITION_LOG + LOG_ENTRIES * LOG_ENTRY_SLOTS <= STRIPE_BASE);
+const _: () = assert!(LOG_ENTRY_SLOTS.is_multiple_of(2));
 
 /// First slot of the first stripe.
-pub const STRIPE_BASE: usize = 64;
+pub const STRIPE_BASE: usize = 80;
 /// Slots from one stripe to the next: 128 bytes.
 pub const STRIPE_STRIDE: usize = 32;
 /// Number of stripes. Threads beyond this share stripes (still exact, only slower).
@@ -176,7 +179,10 @@ pub fn names() -> Vec<String> {
         names[index] = name.to_string();
     }
     for entry in 0..LOG_ENTRIES {
-        for (offset, part) in ["", "_HI", "_INFO", "_INFO_HI"].iter().enumerate() {
+        for (offset, part) in ["", "_HI", "_INFO", "_INFO_HI", "_PID", "_PID_TAG"]
+            .iter()
+            .enumerate()
+        {
             names[TRANSITION_LOG + entry * LOG_ENTRY_SLOTS + offset] =
                 format!("TRANSITION_LOG_{entry}{part}");
         }

@@ -1,19 +1,19 @@
 //! The transition log: the last [`LOG_ENTRIES`](crate::layout::LOG_ENTRIES) transitions, so a thread
 //! that sees the generation move can learn what happened and when.
 //!
-//! Entry `g % LOG_ENTRIES` holds generation `g`, as two 64-bit words: a
-//! [`LogHead`] and a [`LogInfo`] (bits and invariants there).
+//! Entry `g % LOG_ENTRIES` holds generation `g`, as three 64-bit words: a
+//! [`LogHead`], a [`LogInfo`] and a [`LogPid`] (bits and invariants there).
 //!
 //! A writer can be held up for longer than `LOG_ENTRIES` transitions
 //! (preempted, or its thread paused): the newest generation always keeps the
 //! entry, so a late writer of an older one writes nothing. The entry is
-//! claimed (head marked writing), then its info is written, then the head is
-//! published; readers take only a published head whose info carries its
-//! generation's tag.
+//! claimed (head marked writing), then its info and process are written, then
+//! the head is published; readers take only a published head whose info and
+//! process both carry its generation.
 
-use crate::cells::Cells;
+use crate::cells::{AtomicU64, Cells};
 use crate::layout::TRANSITION_LOG;
-use crate::words::{precedes, LogHead, LogInfo, State};
+use crate::words::{precedes, LogHead, LogInfo, LogPid, State};
 use std::sync::atomic::Ordering::{AcqRel, Acquire, Relaxed};
 
 /// One entry of the transition log: the transition that made generation `generation`.
@@ -26,6 +26,8 @@ pub struct LogEntry {
     pub time_ms: u64,
     /// Who made it (the binding's thread number), 20 bits.
     pub actor: u32,
+    /// The process it was made in (0 unknown).
+    pub pid: u32,
 }
 
 fn entry_slot(generation: u32) -> usize {
@@ -41,7 +43,9 @@ pub(crate) fn read<C: Cells>(cells: &C, generation: u32) -> Option<LogEntry> {
         return None;
     }
     let info = LogInfo(cells.wide(at + 2).load(Acquire));
-    if cells.wide(at).load(Acquire) != head.0 || !info.is_for(generation) {
+    let pid = LogPid(cells.wide(at + 4).load(Acquire));
+    if cells.wide(at).load(Acquire) != head.0 || !info.is_for(generation) || !pid.is_for(generation)
+    {
         return None;
     }
     Some(LogEntry {
@@ -49,6 +53,7 @@ pub(crate) fn read<C: Cells>(cells: &C, generation: u32) -> Option<LogEntry> {
         state: head.state()?,
         time_ms: info.ms(),
         actor: head.actor(),
+        pid: pid.pid(),
     })
 }
 
@@ -82,13 +87,21 @@ pub(crate) fn read_or_why<C: Cells>(cells: &C, generation: u32) -> LogRead {
     }
 }
 
+/// Who makes a transition: the binding's thread number (20 bits kept) and
+/// the process.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub(crate) struct Actor {
+    pub thread: u32,
+    pub pid: u32,
+}
+
 /// Writes the entry of the transition that made `generation`, by `actor`,
 /// at wall-clock `now_ms`. Transitions call it right after moving the
 /// control word.
-pub(crate) fn write<C: Cells>(cells: &C, actor: u32, generation: u32, state: State, now_ms: u64) {
+pub(crate) fn write<C: Cells>(cells: &C, actor: Actor, generation: u32, state: State, now_ms: u64) {
     let at = entry_slot(generation);
     let head = cells.wide(at);
-    let published = LogHead::new(generation, actor, state);
+    let published = LogHead::new(generation, actor.thread, state);
     let claim = published.claimed();
     let mut seen = head.load(Acquire);
     loop {
@@ -100,18 +113,30 @@ pub(crate) fn write<C: Cells>(cells: &C, actor: u32, generation: u32, state: Sta
             Err(now) => seen = now,
         }
     }
-    let info = cells.wide(at + 2);
-    let mine = LogInfo::new(generation, now_ms);
-    let mut seen = info.load(Acquire);
-    // A newer writer's info stays: that writer has claimed the head too.
-    while LogInfo(seen).precedes(generation) {
-        match info.compare_exchange_weak(seen, mine.0, AcqRel, Acquire) {
+    // A newer writer's words stay: that writer has claimed the head too.
+    replace_older(
+        cells.wide(at + 2),
+        LogInfo::new(generation, now_ms).0,
+        |seen| LogInfo(seen).precedes(generation),
+    );
+    replace_older(
+        cells.wide(at + 4),
+        LogPid::new(generation, actor.pid).0,
+        |seen| LogPid(seen).precedes(generation),
+    );
+    // Fails only if a newer writer claimed the entry meanwhile.
+    let _ = head.compare_exchange(claim.0, published.0, AcqRel, Relaxed);
+}
+
+/// Stores `mine` in `word` unless the word holds a newer generation's value.
+fn replace_older(word: &AtomicU64, mine: u64, older: impl Fn(u64) -> bool) {
+    let mut seen = word.load(Acquire);
+    while older(seen) {
+        match word.compare_exchange_weak(seen, mine, AcqRel, Acquire) {
             Ok(_) => break,
             Err(now) => seen = now,
         }
     }
-    // Fails only if a newer writer claimed the entry meanwhile.
-    let _ = head.compare_exchange(claim.0, published.0, AcqRel, Relaxed);
 }
 
 #[cfg(all(test, not(loom)))]
@@ -123,18 +148,19 @@ mod tests {
     fn a_log_writer_held_up_past_eight_transitions_writes_nothing() {
         let memory = OwnedSlots::new();
         let slots = Slots::new(memory.slots()).expect("owned slots are valid");
-        let b = Breaker::new(slots, Config::new(1.0, 0.0).expect("valid")).with_actor(3);
+        let b = Breaker::new(slots, Config::new(1.0, 0.0).expect("valid")).with_actor(3, 4_000_001);
         for i in 0..12 {
             b.force_half_open_at(1_000 + i);
         }
         // Generation 4's writer comes back after generation 12 took its entry.
-        write(&slots, 3, 4, State::Open, 1_500);
+        let late = Actor { thread: 5, pid: 77 };
+        write(&slots, late, 4, State::Open, 1_500);
         let kept = b
             .log_entry(12)
             .expect("the newest generation keeps its entry");
         assert_eq!(
-            (kept.state, kept.time_ms, kept.actor),
-            (State::HalfOpen, 1_011, 3)
+            (kept.state, kept.time_ms, kept.actor, kept.pid),
+            (State::HalfOpen, 1_011, 3, 4_000_001)
         );
         assert_eq!(b.log_entry(4), None);
     }
@@ -160,8 +186,15 @@ mod loom_tests {
 
     type LogWrite = fn(&ModelCells, u32, State, u64);
 
+    /// Each generation's writer runs in its own process, `PID0 + generation`.
+    const PID0: u32 = 4_000_000;
+
     fn real_write(cells: &ModelCells, generation: u32, state: State, now: u64) {
-        write(cells, 0, generation, state, now);
+        let actor = Actor {
+            thread: generation,
+            pid: PID0 + generation,
+        };
+        write(cells, actor, generation, state, now);
     }
 
     /// The pre-fix writer: info, then head, whatever the entry held.
@@ -171,8 +204,11 @@ mod loom_tests {
             .wide(at + 2)
             .store(LogInfo::new(generation, now).0, Release);
         cells
+            .wide(at + 4)
+            .store(LogPid::new(generation, PID0 + generation).0, Release);
+        cells
             .wide(at)
-            .store(LogHead::new(generation, 0, state).0, Release);
+            .store(LogHead::new(generation, generation, state).0, Release);
     }
 
     /// Generation 1 (OPEN at T0+1) and generation 9 (HALF_OPEN at T0+9) share
@@ -190,7 +226,10 @@ mod loom_tests {
         for (generation, want) in [(9, State::HalfOpen), (1, State::Open)] {
             if let Some(entry) = read(&*cells, generation) {
                 assert!(
-                    entry.state == want && entry.time_ms == T0 + u64::from(generation),
+                    entry.state == want
+                        && entry.time_ms == T0 + u64::from(generation)
+                        && entry.actor == generation
+                        && entry.pid == PID0 + generation,
                     "{TORN_ENTRY}: {entry:?}"
                 );
             }
@@ -200,7 +239,9 @@ mod loom_tests {
         }
         let newest = read(&*cells, 9);
         assert!(
-            newest.is_some_and(|e| e.state == State::HalfOpen && e.time_ms == T0 + 9),
+            newest.is_some_and(|e| e.state == State::HalfOpen
+                && e.time_ms == T0 + 9
+                && e.pid == PID0 + 9),
             "{NEWEST_LOST}: {newest:?}"
         );
         assert_eq!(read(&*cells, 1), None, "generation 1 is overwritten");

@@ -285,7 +285,7 @@ const LOG_TAG_MASK: u64 = (1 << (64 - TIME_BITS)) - 1;
 ///
 /// Invariants: an entry holds the newest generation that claimed it (a
 /// writer of an older one writes nothing); a head with `writing` set, or
-/// whose [`LogInfo`] carries another tag, is not read. The protocol is in
+/// whose [`LogInfo`] or [`LogPid`] carries another generation, is not read. The protocol is in
 /// `log`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) struct LogHead(pub u64);
@@ -375,6 +375,41 @@ impl LogInfo {
     }
 }
 
+/// The writer's process of a transition-log entry (its third 64-bit word):
+///
+/// ```text
+///   bits 63..32  generation  the transition it belongs to
+///   bits 31..0   pid         the process that made it (0 unknown)
+/// ```
+///
+/// Invariant: as for [`LogInfo`], a writer replaces it only when it belongs
+/// to an older generation, so a newer writer's word stays.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) struct LogPid(pub u64);
+
+impl LogPid {
+    #[inline]
+    pub fn new(generation: u32, pid: u32) -> Self {
+        LogPid((u64::from(generation) << 32) | u64::from(pid))
+    }
+
+    #[inline]
+    pub fn is_for(self, generation: u32) -> bool {
+        (self.0 >> 32) as u32 == generation
+    }
+
+    #[inline]
+    pub fn pid(self) -> u32 {
+        self.0 as u32
+    }
+
+    /// Whether this word belongs to a generation before `generation`.
+    #[inline]
+    pub fn precedes(self, generation: u32) -> bool {
+        precedes((self.0 >> 32) as u32, generation)
+    }
+}
+
 /// Whether generation `a` comes before `b` (wrapping: within 2^31 of each other).
 #[inline]
 pub(crate) fn precedes(a: u32, b: u32) -> bool {
@@ -414,6 +449,9 @@ mod tests {
         assert!(head.claimed().is_writing() && !head.is_writing());
         let info = LogInfo::new(5, 99);
         assert!(info.is_for(5) && !info.is_for(6) && info.precedes(6) && !info.precedes(5));
+        let pid = LogPid::new(5, u32::MAX);
+        assert_eq!(pid.pid(), u32::MAX);
+        assert!(pid.is_for(5) && !pid.is_for(6) && pid.precedes(6) && !pid.precedes(5));
         assert!(precedes(u32::MAX, 0) && !precedes(0, u32::MAX));
     }
 

@@ -24,7 +24,7 @@ fn breaker(memory: &OwnedSlots, actor: u32) -> Breaker<Slots<'_>> {
     let slots = Slots::new(memory.slots()).expect("owned slots are valid");
     claim_layout(&slots).expect("fresh memory");
     claim_features(&slots, slots.len(), &config().features()).expect("room");
-    Breaker::new(slots, config()).with_actor(actor)
+    Breaker::new(slots, config()).with_actor(actor, 100 + actor)
 }
 
 #[test]
@@ -37,6 +37,7 @@ fn the_hold_keeps_a_host_open_past_its_open_period_and_logs_the_fleet_actor() {
     let entry = local.log_entry(local.generation()).expect("logged");
     assert_eq!(entry.state, State::Open);
     assert_eq!(entry.actor, 0xFFFFF, "the fleet made it");
+    assert_eq!(entry.pid, 100 + 0xFFFFF, "in the fleet agent's process");
     // Long past the open period: still no local probe.
     assert_eq!(admit(&local, T0 + 10_000), Admission::Reject);
     assert_eq!(local.state(T0 + 10_000), State::Open);

@@ -470,21 +470,21 @@ fn marks_are_counted_beside_the_outcome() {
 fn the_log_tells_each_transition_its_state_time_and_actor() {
     let c = config(1, 100, Policies::default());
     let memory = memory_for(&c);
-    let b = breaker(&memory, c).with_actor(7);
+    let b = breaker(&memory, c).with_actor(7, 4_000_007);
     let g0 = b.generation();
     b.on_failure(T0, MAIN);
     let ticket = probe(&b, T0 + 100);
     b.on_probe_result(ticket, true, T0 + 150, MAIN);
     let states: Vec<_> = (1..=3)
         .map(|i| b.log_entry(g0 + i).expect("logged"))
-        .map(|e| (e.state, e.time_ms, e.actor))
+        .map(|e| (e.state, e.time_ms, e.actor, e.pid))
         .collect();
     assert_eq!(
         states,
         vec![
-            (State::Open, T0, 7),
-            (State::HalfOpen, T0 + 100, 7),
-            (State::Closed, T0 + 150, 7)
+            (State::Open, T0, 7, 4_000_007),
+            (State::HalfOpen, T0 + 100, 7, 4_000_007),
+            (State::Closed, T0 + 150, 7, 4_000_007)
         ]
     );
     assert_eq!(b.state_since(), Some(T0 + 150));
@@ -516,15 +516,26 @@ fn a_log_entry_is_read_only_once_its_writer_has_finished() {
     let memory = memory_for(&c);
     let b = breaker(&memory, c);
     // Generation 9 was moved in the control word; its writer claims entry 1
-    // (head marked writing), writes the info (tag 9, time), then publishes.
+    // (head marked writing), writes the info (tag 9, time) and the process
+    // (generation 9, pid), then publishes.
     let head = TRANSITION_LOG + LOG_ENTRY_SLOTS;
     let published = (9u64 << 32) | State::Open as u64;
     b.cells().wide(head).store(published | 1 << 31, Relaxed);
     assert_eq!(b.log_entry(9), None, "claimed, info not written");
     b.cells().wide(head + 2).store(9 << 44 | T0, Relaxed);
+    b.cells().wide(head + 4).store(1 << 32 | 4_321, Relaxed);
     assert_eq!(b.log_entry(9), None, "info written, head not published");
     b.cells().wide(head).store(published, Relaxed);
-    assert_eq!(b.log_entry(9).map(|e| e.time_ms), Some(T0));
+    assert_eq!(
+        b.log_entry(9),
+        None,
+        "published, the process word of generation 1"
+    );
+    b.cells().wide(head + 4).store(9 << 32 | 4_321, Relaxed);
+    assert_eq!(
+        b.log_entry(9).map(|e| (e.time_ms, e.pid)),
+        Some((T0, 4_321))
+    );
 }
 
 #[test]
@@ -564,6 +575,7 @@ fn reading_the_log_tells_a_pending_entry_from_an_overwritten_one() {
     assert_eq!(b.read_log(25), LogRead::Pending, "claimed, being written");
     assert_eq!(b.read_log(17), LogRead::Gone, "its place taken by 25");
     b.cells().wide(head + 2).store(25 << 44 | T0, Relaxed);
+    b.cells().wide(head + 4).store(25 << 32 | 4_321, Relaxed);
     b.cells().wide(head).store(published, Relaxed);
     assert!(matches!(b.read_log(25), LogRead::Ready(e) if e.state == State::Open));
 

@@ -177,7 +177,7 @@ pub fn fleet_join(env: Env, id: u32, options: FleetJoinOptions) -> Result<u32> {
             return crate::errors::throw(&env, thrown);
         }
     };
-    let breaker = Breaker::new(slots, config).with_actor(FLEET_ACTOR);
+    let breaker = Breaker::new(slots, config).with_actor(FLEET_ACTOR, std::process::id());
     let noticed = breaker.generation();
     map.insert(
         key,
