@@ -102,9 +102,10 @@ pub const FILTERED: usize = 16;
 /// Length of the array a breaker needs.
 pub const SLOT_COUNT: usize = STRIPE_BASE + STRIPES * STRIPE_STRIDE;
 
-/// "CB" and layout version 3. A buffer holding anything else in
+/// "CB" and layout version 4 (3 had 4-slot log entries, 2 a 32-bit isolation
+/// word). A buffer holding anything else in
 /// [`LAYOUT_VERSION`] is not a breaker of this layout.
-pub const LAYOUT_MAGIC: i32 = 0x4342_0003;
+pub const LAYOUT_MAGIC: i32 = 0x4342_0004;
 
 /// Index of a counter in stripe `stripe` (taken modulo [`STRIPES`]).
 pub const fn stripe_slot(stripe: usize, offset: usize) -> usize {
