@@ -605,9 +605,12 @@ export interface BulkheadStats {
 
 /** A permit taken by `tryAcquire()`. */
 export interface BulkheadPermit {
-  /** Gives the permit back (once; later calls do nothing). */
+  /**
+   * Gives the permit back (once; later calls do nothing). Also
+   * `[Symbol.dispose]` where the runtime has it (not typed here, so the
+   * types compile without the esnext lib).
+   */
   release(): void
-  [Symbol.dispose]?(): void
 }
 
 /**
