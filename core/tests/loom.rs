@@ -37,6 +37,8 @@
 //! beside the log's private writer, in `core/src/log.rs`, and run with `--lib`.
 #![cfg(loom)]
 
+mod loom_support;
+
 use breaker_core::cells::ModelCells;
 use breaker_core::layout::{
     stripe_slot, FAILURES, FAILURE_COUNT, LAST_FAILURE_TIME, REQUESTS, STATE, TIMER,
@@ -45,9 +47,8 @@ use breaker_core::{claim_layout, Admission, Breaker, Cells, Config, State, Strip
 use breaker_core::{Totals, Transition};
 use loom::sync::Arc;
 use loom::thread;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use loom_support::{expect_violation, explore};
 use std::sync::atomic::Ordering::{Acquire, Relaxed, SeqCst};
-use std::time::Instant;
 
 const INVALID_STATE: &str = "INVARIANT invalid-state: the STATE slot holds no valid state";
 const TWO_PROBES: &str = "INVARIANT one-probe: two probes admitted in one half-open episode";
@@ -62,31 +63,6 @@ const TIMEOUT: u64 = 100;
 const SHARED: [Stripe; 3] = [Stripe::new(0), Stripe::new(8), Stripe::new(16)];
 
 type ModelBreaker = Breaker<ModelCells>;
-
-/// Runs `body` in every interleaving loom explores within `preemption_bound`
-/// (`None`: unbounded), prints how many it explored, and returns the count.
-fn explore<F>(name: &str, preemption_bound: Option<usize>, body: F) -> usize
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    // A std atomic, outside the model: counts executions, not interleaved itself.
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = preemption_bound;
-    let counter = runs.clone();
-    let started = Instant::now();
-    builder.check(move || {
-        counter.fetch_add(1, SeqCst);
-        body();
-    });
-    let explored = runs.load(SeqCst);
-    let bound = preemption_bound.map_or("unbounded".to_string(), |b| format!("bound {b}"));
-    println!(
-        "loom model {name}: {explored} interleavings explored (preemption {bound}) in {:.2?}",
-        started.elapsed()
-    );
-    explored
-}
 
 fn breaker(threshold: u32) -> Arc<ModelBreaker> {
     let cells = ModelCells::new();
@@ -713,31 +689,6 @@ fn broken_admit(b: &ModelBreaker, now: u64, stripe: Stripe) -> Admission {
         return Admission::Probe(Ticket(generation as u32));
     }
     b.admit(now, stripe).0
-}
-
-/// Runs a model expected to violate `invariant`; returns loom's panic message.
-fn expect_violation<F>(name: &str, invariant: &str, model: F) -> String
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    let outcome = catch_unwind(AssertUnwindSafe(|| explore(name, None, model)));
-    let payload = match outcome {
-        Ok(explored) => {
-            panic!("loom explored {explored} interleavings of {name} and found nothing")
-        }
-        Err(payload) => payload,
-    };
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    assert!(
-        message.contains(invariant),
-        "loom failed {name} for another reason: {message}"
-    );
-    println!("loom model {name}: caught as expected: {message}");
-    message
 }
 
 #[test]

@@ -19,15 +19,16 @@
 //! and tries again before it queues) and asserts that loom finds the sleeping waiter.
 #![cfg(loom)]
 
+mod loom_support;
+
 use breaker_core::bulkhead::{self, Bulkhead, Hold, Released, Size, Taken};
 use breaker_core::cells::ModelCells;
 use breaker_core::rate_limiter::{self, Decision, Rate};
 use loom::sync::atomic::AtomicU32;
 use loom::sync::Arc;
 use loom::thread;
-use std::panic::{catch_unwind, AssertUnwindSafe};
+use loom_support::{expect_violation, explore};
 use std::sync::atomic::Ordering::SeqCst;
-use std::time::Instant;
 
 const OVER_LIMIT: &str = "INVARIANT permits: more calls hold a permit than maxConcurrent";
 const SLEEPING_WAITER: &str =
@@ -37,30 +38,6 @@ const TOO_MANY_CALLS: &str = "INVARIANT gcra: admitted calls closer together tha
 
 const T0: u64 = 5_000_000;
 const LEASE: u32 = 1_000;
-
-/// Runs `body` in every interleaving loom explores within `preemption_bound`
-/// (`None`: unbounded), prints how many it explored, and returns the count.
-fn explore<F>(name: &str, preemption_bound: Option<usize>, body: F) -> usize
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = runs.clone();
-    let started = Instant::now();
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = preemption_bound;
-    builder.check(move || {
-        counter.fetch_add(1, SeqCst);
-        body();
-    });
-    let explored = runs.load(SeqCst);
-    let bound = preemption_bound.map_or("unbounded".to_string(), |b| format!("bound {b}"));
-    println!(
-        "loom model {name}: {explored} interleavings explored (preemption {bound}) in {:.2?}",
-        started.elapsed()
-    );
-    explored
-}
 
 fn bulkhead(permits: u32, places: u32) -> Arc<Bulkhead<ModelCells>> {
     let size = Size::new(permits.into(), places.into()).expect("valid size");
@@ -232,21 +209,9 @@ fn gcra_never_admits_more_than_the_rate_allows() {
 
 #[test]
 fn loom_catches_a_waiter_that_reads_wake_before_it_queues() {
-    let outcome = catch_unwind(AssertUnwindSafe(|| {
-        explore("broken wake/holder and waiter", None, wake_model(true))
-    }));
-    let payload = match outcome {
-        Ok(explored) => panic!("loom explored {explored} interleavings and found nothing"),
-        Err(payload) => payload,
-    };
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    assert!(
-        message.contains(SLEEPING_WAITER),
-        "other failure: {message}"
+    expect_violation(
+        "broken wake/holder and waiter",
+        SLEEPING_WAITER,
+        wake_model(true),
     );
-    println!("loom model broken wake: caught as expected: {message}");
 }

@@ -17,15 +17,16 @@
 //! of `swap`) and asserts that loom finds the violation.
 #![cfg(loom)]
 
+mod loom_support;
+
 use breaker_core::cells::{Cells, ModelCells};
 use breaker_core::features::Features;
 use breaker_core::window::WindowSpec;
 use breaker_core::window::{self, WindowCounts, BAD, BAD_ENTRY, CALLS, CURSOR, GOOD, RING};
 use loom::sync::Arc;
 use loom::thread;
-use std::panic::{catch_unwind, AssertUnwindSafe};
-use std::sync::atomic::Ordering::{Relaxed, SeqCst};
-use std::time::Instant;
+use loom_support::{expect_violation, explore};
+use std::sync::atomic::Ordering::Relaxed;
 
 const RING_MISMATCH: &str =
     "INVARIANT ring-counters: CALLS/BAD differ from the entries of the ring at quiescence";
@@ -33,27 +34,6 @@ const LOST_CALL: &str = "INVARIANT no-lost-call: the time window lost or invente
 
 /// Runs `body` in every interleaving loom explores within `preemption_bound`
 /// (`None`: unbounded), prints how many, and returns the count.
-fn explore<F>(name: &str, preemption_bound: Option<usize>, body: F) -> usize
-where
-    F: Fn() + Sync + Send + 'static,
-{
-    let runs = std::sync::Arc::new(std::sync::atomic::AtomicUsize::new(0));
-    let counter = runs.clone();
-    let started = Instant::now();
-    let mut builder = loom::model::Builder::new();
-    builder.preemption_bound = preemption_bound;
-    builder.check(move || {
-        counter.fetch_add(1, SeqCst);
-        body();
-    });
-    let explored = runs.load(SeqCst);
-    let bound = preemption_bound.map_or("unbounded".to_string(), |b| format!("bound {b}"));
-    println!(
-        "loom model {name}: {explored} interleavings explored (preemption {bound}) in {:.2?}",
-        started.elapsed()
-    );
-    explored
-}
 
 struct Region {
     cells: ModelCells,
@@ -241,21 +221,5 @@ fn broken_record(r: &Region, good: u64, bad: u64) {
 fn loom_catches_ring_entries_replaced_by_load_then_store() {
     let name = "broken count window/2 records";
     let model = records_model(broken_record, BOTH, false);
-    let outcome = catch_unwind(AssertUnwindSafe(|| explore(name, None, model)));
-    let payload = match outcome {
-        Ok(explored) => {
-            panic!("loom explored {explored} interleavings of {name} and found nothing")
-        }
-        Err(payload) => payload,
-    };
-    let message = payload
-        .downcast_ref::<String>()
-        .cloned()
-        .or_else(|| payload.downcast_ref::<&str>().map(|s| s.to_string()))
-        .unwrap_or_default();
-    assert!(
-        message.contains(RING_MISMATCH),
-        "loom failed {name} for another reason: {message}"
-    );
-    println!("loom model {name}: caught as expected: {message}");
+    expect_violation(name, RING_MISMATCH, model);
 }
