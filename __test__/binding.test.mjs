@@ -185,3 +185,51 @@ test('latencies(id, micros, count) records the first count durations of a Uint32
   assert.equal(native.stats(id).latencyCount, 4)
   assert.ok(owner)
 })
+
+test('the bulkhead functions over an array too short even for a bulkhead header throw a RangeError, at every length', () => {
+  // bulkheadStats over a 2-element array once read past its end (a panic
+  // that aborted the process, found by the fuzz).
+  for (let length = 0; length < 64; length++) {
+    const array = new Int32Array(new SharedArrayBuffer(length * 4 || 8), 0, length)
+    for (const call of [() => native.bulkheadStats(array), () => native.bulkheadCountLost(array), () => native.bulkheadRelease(array, 1)]) {
+      assert.throws(call, RangeError, `length ${length}`)
+    }
+  }
+})
+
+test('every entry point of the binding catches panics: no Rust panic can unwind into N-API and abort the process', async () => {
+  // A panic unwinding out of an `extern "C"` callback aborts the process
+  // (a test cannot provoke one without a bug to trigger, so the sources are
+  // checked): every `#[napi]` function is `catch_unwind`, and every raw
+  // callback's body runs under `catch_unwind` (directly, or through
+  // `hot_call`/`guarded`, which use it).
+  const { readFile, readdir } = await import('node:fs/promises')
+  const root = new URL('../src/', import.meta.url)
+  const files = (await readdir(root, { recursive: true })).filter((f) => f.endsWith('.rs'))
+  const hot = await readFile(new URL('hot.rs', root), 'utf8')
+  assert.match(hot, /fn hot_call[\s\S]*?catch_unwind/)
+  assert.match(hot, /fn guarded[\s\S]*?catch_unwind/)
+  // The body of the function whose signature `match` ends at its `{`.
+  const bodyOf = (source, match) => {
+    let depth = 1
+    let i = match.index + match[0].length
+    for (; depth > 0 && i < source.length; i++) depth += source[i] === '{' ? 1 : source[i] === '}' ? -1 : 0
+    return source.slice(match.index + match[0].length, i)
+  }
+  let napiFunctions = 0
+  let rawCallbacks = 0
+  for (const file of files) {
+    const source = await readFile(new URL(file, root), 'utf8')
+    for (const match of source.matchAll(/#\[(?:napi_derive::)?napi(\([^\]]*\))?\]\s*pub fn (\w+)[^{]*\{/g)) {
+      napiFunctions++
+      // napi-rs ignores `catch_unwind` on `module_exports`: its body must.
+      const guarded = /module_exports/.test(match[1] ?? '') ? /catch_unwind/.test(bodyOf(source, match)) : /catch_unwind/.test(match[1] ?? '')
+      assert.ok(guarded, `#[napi] function ${match[2]} in src/${file} without catch_unwind`)
+    }
+    for (const match of source.matchAll(/extern "C" fn (\w+)\([^)]*\)[^{]*\{/g)) {
+      rawCallbacks++
+      assert.match(bodyOf(source, match), /catch_unwind|hot_call|guarded/, `raw callback ${match[1]} in src/${file} runs outside catch_unwind`)
+    }
+  }
+  assert.ok(napiFunctions > 30 && rawCallbacks > 8, `${napiFunctions} #[napi] functions, ${rawCallbacks} raw callbacks found`)
+})

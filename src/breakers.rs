@@ -18,7 +18,7 @@ use std::ffi::c_void;
 /// Throws `TypeError` if `array` is not an `Int32Array` over a
 /// `SharedArrayBuffer`, `RangeError` if it is too short, misaligned, holds
 /// another layout, or a setting is out of range.
-#[napi]
+#[napi(catch_unwind)]
 pub fn create(
     env: Env,
     owner: Object,
@@ -117,7 +117,7 @@ impl From<PolicyOptions> for Policies {
 /// Frees the breaker held by `owner` now instead of when `owner` is
 /// collected: its handle, its reference to the array and its share of a
 /// breaker file's mapping. Returns false if `owner` holds none (any more).
-#[napi]
+#[napi(catch_unwind)]
 pub fn dispose(env: Env, owner: Object) -> bool {
     let mut data = std::ptr::null_mut();
     // SAFETY: live env and object; on success the wrap is gone, so the
@@ -131,7 +131,7 @@ pub fn dispose(env: Env, owner: Object) -> bool {
 }
 
 /// Array length (in Int32 slots) a breaker with these options needs.
-#[napi]
+#[napi(catch_unwind)]
 pub fn array_length(
     env: Env,
     failure_threshold: f64,

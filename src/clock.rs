@@ -70,7 +70,7 @@ pub(crate) fn host_ns() -> u64 {
 /// The clock that decides open periods, leases and time windows: ms on the
 /// host's monotonic clock (CLOCK_BOOTTIME on Linux: ms since boot, suspend
 /// included). Every thread and process of the host reads the same clock.
-#[napi_derive::napi]
+#[napi_derive::napi(catch_unwind)]
 pub fn host_clock_ms() -> f64 {
     host_ms() as f64
 }

@@ -72,7 +72,7 @@ pub struct Constants {
 }
 
 /// The numbers the facade and the binding share (see `Constants`).
-#[napi]
+#[napi(catch_unwind)]
 pub fn constants() -> Constants {
     Constants {
         state_names: State::ALL.iter().map(|s| s.name().to_string()).collect(),
@@ -89,7 +89,7 @@ pub fn constants() -> Constants {
 }
 
 /// The slot names, in index order: `layout()[i]` names slot `i`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn layout() -> Vec<String> {
     layout::names()
 }

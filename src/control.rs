@@ -14,7 +14,7 @@ use napi::Result;
 use napi_derive::napi;
 
 /// The state a caller would meet now: 0 CLOSED, 1 OPEN, 2 HALF_OPEN.
-#[napi]
+#[napi(catch_unwind)]
 pub fn state(id: u32) -> Result<u32> {
     with(id, |i| i.breaker.state(host_clock()) as u32)
 }
@@ -22,7 +22,7 @@ pub fn state(id: u32) -> Result<u32> {
 /// Forces a new half-open episode: the next caller probes. Returns the
 /// transition: 2 (half-opened), 1 when an isolation holds the breaker OPEN
 /// and this opened it (isolation wins), 0 when it made none.
-#[napi]
+#[napi(catch_unwind)]
 pub fn force_half_open(id: u32) -> Result<u32> {
     with(id, |i| {
         transition_code(i.breaker.force_half_open_at(host_clock()))
@@ -41,7 +41,7 @@ pub struct Isolation {
 /// Holds the breaker OPEN for every thread until released or reset.
 /// Returns the isolation, or null, taking nothing, when `MAX_ISOLATIONS`
 /// are held already.
-#[napi]
+#[napi(catch_unwind)]
 pub fn isolate(id: u32) -> Result<Option<Isolation>> {
     with(id, |i| {
         i.breaker
@@ -57,7 +57,7 @@ pub fn isolate(id: u32) -> Result<Option<Isolation>> {
 /// (returns 3 if that closed it, else 0). An isolation from before a
 /// `reset`, or an `epoch` no isolation could have (not an integer from 0
 /// to 2^48 - 1), releases nothing.
-#[napi]
+#[napi(catch_unwind)]
 pub fn release_isolation(id: u32, epoch: f64) -> Result<u32> {
     with(id, |i| {
         if epoch.fract() == 0.0 && (0.0..EPOCH_LIMIT).contains(&epoch) {
@@ -70,14 +70,14 @@ pub fn release_isolation(id: u32, epoch: f64) -> Result<u32> {
 
 /// Closes the breaker and clears the failure run, backoff, window and
 /// isolations. Returns 3 if that closed it, else 0.
-#[napi]
+#[napi(catch_unwind)]
 pub fn reset(id: u32) -> Result<u32> {
     with(id, |i| transition_code(i.breaker.reset(host_clock())))
 }
 
 /// Disables (every call runs, nothing opens) or enables the breaker, for
 /// every thread. Returns 3 if disabling closed it, else 0.
-#[napi]
+#[napi(catch_unwind)]
 pub fn set_disabled(id: u32, disabled: bool) -> Result<u32> {
     with(id, |i| {
         transition_code(i.breaker.set_disabled(disabled, host_clock()))
@@ -102,7 +102,7 @@ pub struct LoggedTransition {
 }
 
 /// The transition that made generation `generation`: ready, pending or gone.
-#[napi]
+#[napi(catch_unwind)]
 pub fn transition(id: u32, generation: u32) -> Result<LoggedTransition> {
     with(id, |i| {
         let status = |status: &str| LoggedTransition {

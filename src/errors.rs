@@ -56,3 +56,17 @@ pub(crate) fn config_error(error: &ConfigError) -> Thrown {
     };
     Thrown::Range(format!("{name} must be {expected}, got {}", error.received))
 }
+
+/// The error a caught panic becomes: a bug in this package, reported as
+/// one instead of aborting the process.
+pub(crate) fn panic_error(panic: &(dyn std::any::Any + Send)) -> Error {
+    let detail = panic
+        .downcast_ref::<&str>()
+        .map(|s| s.to_string())
+        .or_else(|| panic.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "no message".to_string());
+    Error::new(
+        Status::GenericFailure,
+        format!("internal error in shared-circuit-breaker (please report it): {detail}"),
+    )
+}

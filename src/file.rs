@@ -173,7 +173,7 @@ pub fn map(_fd: i32) -> Result<Arc<Mapping>, MapError> {
 /// users later. Returns 0, or the error number (`ENOSPC`, `EFBIG`, ...).
 /// Where the system or filesystem has no `posix_fallocate`, reserves nothing
 /// and returns 0.
-#[napi_derive::napi]
+#[napi_derive::napi(catch_unwind)]
 pub fn reserve_file(fd: i32, bytes: u32) -> i32 {
     #[cfg(any(target_os = "linux", target_os = "android", target_os = "freebsd"))]
     {
@@ -203,6 +203,12 @@ pub(crate) unsafe extern "C" fn map_file(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
+    // SAFETY: forwarded from N-API with its live env and callback info.
+    crate::hot::guarded(env, || unsafe { map_file_guarded(env, info) })
+}
+
+/// `map_file`'s body.
+unsafe fn map_file_guarded(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     let mut fd = -1;
     // SAFETY: live callback arguments (N-API calls this with them).
     let ok = unsafe { crate::hot::arguments::<1>(env, info) }.is_some_and(|[value]| {
@@ -308,11 +314,13 @@ unsafe fn int32_array_over(
 
 unsafe extern "C" fn release_mapping(_env: sys::napi_env, _data: *mut c_void, hint: *mut c_void) {
     // SAFETY: `hint` is the Box made in `int32_array_over`, freed only here.
-    drop(unsafe { Box::from_raw(hint.cast::<Arc<Mapping>>()) });
+    let mapping = unsafe { Box::from_raw(hint.cast::<Arc<Mapping>>()) };
+    // A panic must not unwind into N-API; a finalizer has nobody to tell.
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| drop(mapping)));
 }
 
 /// The whole content of a new breaker file of `slots` slots: header and zeroed slots.
-#[napi_derive::napi]
+#[napi_derive::napi(catch_unwind)]
 pub fn file_image(slots: u32) -> Buffer {
     breaker_core::file::new_file_image_of(slots as usize).into()
 }

@@ -161,6 +161,12 @@ unsafe extern "C" fn latencies(
     env: sys::napi_env,
     info: sys::napi_callback_info,
 ) -> sys::napi_value {
+    // SAFETY: forwarded from N-API with its live env and callback info.
+    guarded(env, || unsafe { latencies_guarded(env, info) })
+}
+
+/// `latencies`' body.
+unsafe fn latencies_guarded(env: sys::napi_env, info: sys::napi_callback_info) -> sys::napi_value {
     // SAFETY: as in `admit`.
     let staged = unsafe { arguments::<3>(env, info) }.and_then(|[id, array, count]| {
         let (mut id_value, mut count_value) = (0u32, 0u32);
@@ -257,7 +263,10 @@ unsafe fn hot_call<const N: usize>(
         }
     }
     let result = if ok {
-        f(args)
+        // A panic must not unwind into N-API (it would abort the process):
+        // it becomes a thrown error. Free when nothing panics.
+        std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| f(args)))
+            .unwrap_or_else(|panic| Err(crate::errors::panic_error(&panic)))
     } else {
         Err(Error::new(
             Status::InvalidArg,
@@ -274,6 +283,26 @@ unsafe fn hot_call<const N: usize>(
         }
         Err(error) => {
             throw_type_error(env, &error);
+            std::ptr::null_mut()
+        }
+    }
+}
+
+/// Runs the body of a raw N-API callback: a panic in it becomes a thrown
+/// `Error` instead of unwinding into N-API, which would abort the process.
+pub(crate) fn guarded(
+    env: sys::napi_env,
+    body: impl FnOnce() -> sys::napi_value,
+) -> sys::napi_value {
+    match std::panic::catch_unwind(std::panic::AssertUnwindSafe(body)) {
+        Ok(value) => value,
+        Err(panic) => {
+            let error = crate::errors::panic_error(&panic);
+            let message =
+                std::ffi::CString::new(error.reason.replace('\0', " ")).unwrap_or_default();
+            // SAFETY: live env (callers are N-API callbacks); `message` is
+            // a NUL-terminated string that outlives the call.
+            unsafe { sys::napi_throw_error(env, std::ptr::null(), message.as_ptr()) };
             std::ptr::null_mut()
         }
     }

@@ -55,7 +55,14 @@ use napi_derive::napi;
 /// Adds the raw N-API functions (the per-call ones and `mapFile`) to the
 /// module's exports; napi-rs registers the `#[napi]` ones.
 #[napi(module_exports)]
-pub fn register_raw_functions(mut exports: Object, env: Env) -> Result<()> {
+pub fn register_raw_functions(exports: Object, env: Env) -> Result<()> {
+    // napi-rs does not guard `module_exports` functions: a panic here must
+    // not unwind into N-API either.
+    std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| register(exports, env)))
+        .unwrap_or_else(|panic| Err(errors::panic_error(&panic)))
+}
+
+fn register(mut exports: Object, env: Env) -> Result<()> {
     let functions = hot::CALLBACKS
         .iter()
         .chain([("mapFile", file::map_file as hot::Callback)].iter());

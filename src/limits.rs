@@ -136,7 +136,7 @@ pub struct BulkheadLayout {
     pub wake: u32,
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_layout() -> BulkheadLayout {
     BulkheadLayout {
         permit_base: (bulkhead::PERMIT_BASE + bulkhead::HOLDER) as u32,
@@ -148,7 +148,7 @@ pub fn bulkhead_layout() -> BulkheadLayout {
 
 /// Array length (in Int32 slots) a bulkhead of `maxConcurrent` permits and
 /// `maxQueue` queue places needs. Throws `RangeError` for sizes out of range.
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_array_length(env: Env, max_concurrent: f64, max_queue: f64) -> Result<u32> {
     match Size::new(max_concurrent, max_queue) {
         Ok(size) => Ok(size.slots_needed() as u32),
@@ -160,7 +160,7 @@ pub fn bulkhead_array_length(env: Env, max_concurrent: f64, max_queue: f64) -> R
 /// `TypeError` for an array that is not an `Int32Array`, `RangeError` for
 /// sizes out of range, a misaligned or short array, or one holding another
 /// bulkhead size or something else.
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_claim(env: Env, array: Unknown, max_concurrent: f64, max_queue: f64) -> Result<()> {
     let size = match Size::new(max_concurrent, max_queue) {
         Ok(size) => size,
@@ -173,7 +173,7 @@ pub fn bulkhead_claim(env: Env, array: Unknown, max_concurrent: f64, max_queue: 
 /// trying permit `start` first. Returns its token (>= 0); else, with
 /// `queue`, takes a queue place and returns `-2 - placeToken`; else (or
 /// with every place taken) counts a rejection and returns -1.
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_acquire(
     env: Env,
     array: Unknown,
@@ -199,7 +199,7 @@ pub fn bulkhead_acquire(
 /// For a waiter holding queue place `placeToken`: takes a permit as
 /// `bulkheadAcquire` does and, if it got one, gives the place back and
 /// returns the permit's token; else -1 (still queued).
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_retry(
     env: Env,
     array: Unknown,
@@ -220,7 +220,7 @@ pub fn bulkhead_retry(
 
 /// A waiter gives its queue place back without a permit: counted as a
 /// rejection (and a queue timeout with `timedOut`).
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_leave(env: Env, array: Unknown, place_token: f64, timed_out: bool) -> Result<()> {
     with_bulkhead(&env, &array, None, |b| {
         b.dequeue(hold(place_token));
@@ -230,7 +230,7 @@ pub fn bulkhead_leave(env: Env, array: Unknown, place_token: f64, timed_out: boo
 
 /// Releases permit `token`: 1 freed and calls wait (WAKE was bumped: notify
 /// it), 0 freed, -1 lost (it had been reclaimed after its lease; counted).
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_release(env: Env, array: Unknown, token: f64) -> Result<i32> {
     with_bulkhead(&env, &array, None, |b| match b.release(hold(token)) {
         Released::Freed { wake: true } => 1,
@@ -240,7 +240,7 @@ pub fn bulkhead_release(env: Env, array: Unknown, token: f64) -> Result<i32> {
 }
 
 /// A release made in JavaScript found its permit reclaimed: counts it.
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_count_lost(env: Env, array: Unknown) -> Result<()> {
     with_bulkhead(&env, &array, None, |b| {
         // A token no permit has: counted as lost, frees nothing.
@@ -268,7 +268,7 @@ pub struct BulkheadStats {
     pub lost_releases: f64,
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn bulkhead_stats(env: Env, array: Unknown) -> Result<BulkheadStats> {
     with_bulkhead(&env, &array, None, |b| {
         let s = b.stats();
@@ -286,7 +286,7 @@ pub fn bulkhead_stats(env: Env, array: Unknown) -> Result<BulkheadStats> {
 }
 
 /// Slots a rate limiter needs.
-#[napi]
+#[napi(catch_unwind)]
 pub fn rate_limiter_array_length() -> u32 {
     rate_limiter::SLOTS as u32
 }
@@ -315,7 +315,7 @@ fn with_limiter<T: Default>(
 
 /// Makes `array` a rate limiter of `limit` calls per `interval` ms with
 /// bursts of `burst`, or joins the one there. Throws like `bulkheadClaim`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn rate_limiter_claim(
     env: Env,
     array: Unknown,
@@ -329,7 +329,7 @@ pub fn rate_limiter_claim(
 /// Admits a call now if it is due within `maxWait` ms: returns the ms it
 /// must wait first (0: go now), or -1 - the ms it would have had to wait
 /// (refused; counted).
-#[napi]
+#[napi(catch_unwind)]
 pub fn rate_limiter_acquire(
     env: Env,
     array: Unknown,
@@ -366,7 +366,7 @@ pub struct RateLimiterStats {
     pub rejected: f64,
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn rate_limiter_stats(
     env: Env,
     array: Unknown,

@@ -66,7 +66,7 @@ fn shown(ms: u64, now: &HostClock) -> f64 {
 }
 
 /// Reads every statistic of breaker `id`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn stats(id: u32) -> Result<Stats> {
     with(id, |i| {
         let now = &host_clock();
@@ -132,7 +132,7 @@ pub struct Totals {
 }
 
 /// Reads the counters of breaker `id`. Values are exact up to 2^53.
-#[napi]
+#[napi(catch_unwind)]
 pub fn totals(id: u32) -> Result<Totals> {
     with(id, |i| {
         let t = i.breaker.totals();

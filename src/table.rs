@@ -96,7 +96,8 @@ pub(crate) unsafe extern "C" fn finalize(
     data: *mut c_void,
     _hint: *mut c_void,
 ) {
-    release(env, data as usize as u32);
+    // A panic must not unwind into N-API; a finalizer has nobody to tell.
+    let _ = std::panic::catch_unwind(|| release(env, data as usize as u32));
 }
 
 /// Frees breaker `id`, if it is live: its handle, its reference to the

@@ -276,6 +276,10 @@ pub fn claim<C: Cells>(cells: C, length: usize, size: Size) -> Result<Bulkhead<C
 /// Joins the bulkhead already in `cells` (of `length` slots), whatever its
 /// size; `None` if there is none, or the memory is too short for it.
 pub fn join<C: Cells>(cells: C, length: usize) -> Option<Bulkhead<C>> {
+    // Too short to hold even the header: its CONFIG word is not there to read.
+    if length < PERMIT_BASE {
+        return None;
+    }
     let size = Size::from_config(cells.wide(CONFIG).load(SeqCst))?;
     (length >= size.slots_needed()).then_some(Bulkhead { cells, size })
 }

@@ -262,3 +262,21 @@ fn a_release_with_waiters_moves_wake() {
     let again = b.try_acquire(0).expect("free");
     assert_eq!(b.release(again), Released::Freed { wake: false });
 }
+
+#[test]
+fn joining_memory_too_short_for_a_bulkhead_finds_none_at_every_length() {
+    let needed = bulkhead::slots_needed(2, 1);
+    let memory = OwnedSlots::with_len(needed);
+    bulkhead(&memory, 2, 1);
+    for length in 0..=needed {
+        let prefix = &memory.slots()[..length];
+        let slots = Slots::any_length(prefix).expect("aligned");
+        // Every length short of the bulkhead, even short of its header,
+        // finds none (and reads nothing past the memory).
+        assert_eq!(
+            bulkhead::join(slots, length).is_some(),
+            length == needed,
+            "length {length}"
+        );
+    }
+}

@@ -125,7 +125,7 @@ pub struct FleetJoinOptions {
 /// Joins breaker `id` of this thread to the fleet; returns its listener
 /// token. A bad URL throws a TypeError; an unreachable store or a refused
 /// password arrives later as `fleetDegraded`.
-#[napi]
+#[napi(catch_unwind)]
 pub fn fleet_join(env: Env, id: u32, options: FleetJoinOptions) -> Result<u32> {
     let Ok((slots, config, mapping)) = crate::table::with(id, |i| {
         (*i.breaker.cells(), *i.breaker.config(), i._mapping.clone())
@@ -218,7 +218,7 @@ fn remove(leaves: impl Fn(&Listener) -> bool) {
 }
 
 /// Breaker `token` leaves the fleet (dispose).
-#[napi]
+#[napi(catch_unwind)]
 pub fn fleet_leave(token: u32) {
     remove(|l| l.token == token);
 }
@@ -245,7 +245,7 @@ fn with_member<R>(token: u32, f: impl FnOnce(&mut Member) -> R) -> Option<R> {
 /// A transition was made through breaker `token`: a local opening (one the
 /// fleet did not make, and not an isolation) is this host's trip vote. Only
 /// ever called on a transition, never per call.
-#[napi]
+#[napi(catch_unwind)]
 pub fn fleet_noticed(token: u32) {
     with_member(token, |m| {
         let current = m.breaker.generation();
@@ -279,7 +279,7 @@ pub fn fleet_noticed(token: u32) {
 
 /// Operator actions on the whole fleet (the local effect is the caller's):
 /// 0 isolate, 1 release an isolation, 2 reset, 3 disable, 4 enable.
-#[napi]
+#[napi(catch_unwind)]
 pub fn fleet_op(token: u32, op: u32) {
     with_member(token, |m| {
         let Some(h) = &m.handle else { return };
@@ -311,7 +311,7 @@ pub struct FleetStats {
     pub held: bool,
 }
 
-#[napi]
+#[napi(catch_unwind)]
 pub fn fleet_stats(token: u32) -> Option<FleetStats> {
     with_member(token, |m| FleetStats {
         host: m.host.clone(),

@@ -143,7 +143,7 @@ fn file_generation(
 
 /// Makes `callback(kind, id, text)` this thread's listener for the agent
 /// (once per thread; unref'd, released when the thread's env goes away).
-#[napi]
+#[napi(catch_unwind)]
 pub fn agent_listen(env: Env, callback: Unknown) -> Result<()> {
     if callback.get_type()? != napi::ValueType::Function {
         return crate::errors::throw(
@@ -159,7 +159,7 @@ pub fn agent_listen(env: Env, callback: Unknown) -> Result<()> {
 /// GENERATION word of the breaker file under `array` changes from `seen`.
 /// Returns the watch's id, or -1 where futexes are not available or
 /// `array` is not over a breaker file (the caller polls instead).
-#[napi]
+#[napi(catch_unwind)]
 pub fn watch_file(env: Env, array: Unknown, seen: i32) -> i32 {
     if !futex::SUPPORTED || !tsfn::installed(env.raw()) {
         return -1;
@@ -195,14 +195,14 @@ pub fn watch_file(env: Env, array: Unknown, seen: i32) -> i32 {
 }
 
 /// Stops watch `id` (from `watchFile`); its watcher stops with its last watch.
-#[napi]
+#[napi(catch_unwind)]
 pub fn unwatch_file(id: i32) {
     remove_listeners(|_, watch| watch as i32 == id);
 }
 
 /// Wakes every watcher, in any process, of the breaker file under `array`
 /// (after a transition). Does nothing for other arrays.
-#[napi]
+#[napi(catch_unwind)]
 pub fn wake_file(env: Env, array: Unknown) {
     if let Some((_mapping, word)) = file_generation(env.raw(), array.raw()) {
         // SAFETY: `word` is an aligned slot of the mapping held just above.

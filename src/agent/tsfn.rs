@@ -109,8 +109,14 @@ pub fn send(env: usize, message: Message) -> bool {
 /// leaves the table, then is released; whatever listened there stops.
 unsafe extern "C" fn cleanup(arg: *mut c_void) {
     let env = arg as usize;
-    let tsfn = listeners().as_mut().and_then(|m| m.remove(&env));
-    super::env_gone(env);
+    // A panic must not unwind into N-API; the function is released anyway.
+    let tsfn = std::panic::catch_unwind(|| {
+        let tsfn = listeners().as_mut().and_then(|m| m.remove(&env));
+        super::env_gone(env);
+        tsfn
+    })
+    .ok()
+    .flatten();
     if let Some(tsfn) = tsfn {
         // SAFETY: removed from the table above, so released exactly once.
         unsafe {
@@ -148,30 +154,33 @@ unsafe extern "C" fn call_js(
     if env.is_null() || callback.is_null() {
         return;
     }
-    let mut argv = [std::ptr::null_mut(); 3];
-    // SAFETY: live env on its own thread; out-pointers are locals.
-    unsafe {
-        sys::napi_create_uint32(env, message.kind, &mut argv[0]);
-        sys::napi_create_uint32(env, message.id, &mut argv[1]);
-        match &message.text {
-            Some(text) => {
-                sys::napi_create_string_utf8(
-                    env,
-                    text.as_ptr().cast(),
-                    text.len() as isize,
-                    &mut argv[2],
-                );
+    // A panic must not unwind into N-API (none is expected: N-API calls only).
+    let _ = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+        let mut argv = [std::ptr::null_mut(); 3];
+        // SAFETY: live env on its own thread; out-pointers are locals.
+        unsafe {
+            sys::napi_create_uint32(env, message.kind, &mut argv[0]);
+            sys::napi_create_uint32(env, message.id, &mut argv[1]);
+            match &message.text {
+                Some(text) => {
+                    sys::napi_create_string_utf8(
+                        env,
+                        text.as_ptr().cast(),
+                        text.len() as isize,
+                        &mut argv[2],
+                    );
+                }
+                None => {
+                    sys::napi_get_undefined(env, &mut argv[2]);
+                }
             }
-            None => {
-                sys::napi_get_undefined(env, &mut argv[2]);
-            }
+            let mut global = std::ptr::null_mut();
+            sys::napi_get_global(env, &mut global);
+            let mut result = std::ptr::null_mut();
+            // A throwing listener is reported by Node as an uncaught exception.
+            sys::napi_call_function(env, global, callback, 3, argv.as_ptr(), &mut result);
         }
-        let mut global = std::ptr::null_mut();
-        sys::napi_get_global(env, &mut global);
-        let mut result = std::ptr::null_mut();
-        // A throwing listener is reported by Node as an uncaught exception.
-        sys::napi_call_function(env, global, callback, 3, argv.as_ptr(), &mut result);
-    }
+    }));
 }
 
 fn check(status: sys::napi_status) -> napi::Result<()> {
