@@ -120,7 +120,7 @@ test('a block marked not run is found with its reason, and only that block', () 
   )
 })
 
-test('docs/architecture.md links every source file of lib/, src/, core/src/ and fleet/src/', () => {
+test('docs/architecture.md links every source file of lib/, src/, core/src/ and fleet/src/, subfolders included', () => {
   const linked = new Set(
     links(readFileSync(path.join(root, 'docs/architecture.md'), 'utf8')).map((link) =>
       path.relative(root, path.resolve(root, 'docs', link.target.split('#')[0])),
@@ -128,7 +128,7 @@ test('docs/architecture.md links every source file of lib/, src/, core/src/ and 
   )
   const rooms = { lib: '.js', src: '.rs', 'core/src': '.rs', 'fleet/src': '.rs' }
   const sources = Object.entries(rooms).flatMap(([dir, ext]) =>
-    readdirSync(path.join(root, dir))
+    readdirSync(path.join(root, dir), { recursive: true })
       .filter((name) => name.endsWith(ext))
       .map((name) => `${dir}/${name}`),
   )
