@@ -16,15 +16,10 @@ import CircuitBreaker, {
 } from 'shared-circuit-breaker'
 import fc from 'fast-check'
 import { startWorker } from './support/messages.mjs'
+import { gate } from './support/limits.mjs'
 
 const WORKER = new URL('./fixtures/limits-worker.mjs', import.meta.url)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function gate() {
-  let open
-  const opened = new Promise((resolve) => (open = resolve))
-  return { open, opened }
-}
 
 function bulkhead(options) {
   return new Bulkhead(Bulkhead.createSharedArray(options), options)
