@@ -69,6 +69,32 @@ test('a permit comes back when the task fails or throws', async () => {
   assert.equal(await b.execute(async () => 'ok'), 'ok')
 })
 
+test('calls overlapping in one thread each release their own permit, whichever path took it', async () => {
+  const b = bulkhead({ maxConcurrent: 3 })
+  const [a, c, d] = [gate(), gate(), gate()]
+  // A takes this thread's permit on the fast path; B finds it held and
+  // takes another; B ends first, so C takes B's permit on the fast path
+  // while A still holds the first.
+  const first = b.execute(() => a.opened)
+  await b.execute(async () => 'B')
+  const third = b.execute(() => c.opened)
+  const fourth = b.execute(() => d.opened)
+  assert.equal(b.getStats().inUse, 3)
+  a.open()
+  await first
+  assert.equal(b.getStats().inUse, 2)
+  d.open()
+  await fourth
+  assert.equal(b.getStats().inUse, 1)
+  c.open()
+  await third
+  assert.equal(b.getStats().inUse, 0)
+  assert.equal(b.getStats().lostReleases, 0)
+  const permits = [b.tryAcquire(), b.tryAcquire(), b.tryAcquire()]
+  assert.ok(permits.every((p) => p !== null), 'every permit is free again')
+  for (const p of permits) p.release()
+})
+
 test('a queued call runs when a permit frees, in arrival of the release', async () => {
   const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeout: 5000 })
   const { open, opened } = gate()

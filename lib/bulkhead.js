@@ -65,6 +65,16 @@ class Bulkhead extends EventEmitter {
   // HOLDER word it left there (even: free).
   #hint
   #free = 0
+  // The permit of the call running on the fast path (at most one per
+  // bulkhead: while it is held, #take fails), or -1, and its HOLDER word:
+  // its release is one shared function, no closure made per call.
+  #taken = -1
+  #takenWord = 0
+  #releaseTaken = () => {
+    const index = this.#taken
+    this.#taken = -1
+    this.#release(index, this.#takenWord)
+  }
 
   /**
    * @param array an Int32Array over a SharedArrayBuffer of at least
@@ -121,8 +131,19 @@ class Bulkhead extends EventEmitter {
       return Promise.reject(new TypeError(`task must be a function, got ${describe(task)}`))
     }
     const word = this.#take()
-    if (word !== 0) return this.#run(task, this.#hint, word)
-    return this.#acquireSlowly(task)
+    if (word === 0) return this.#acquireSlowly(task)
+    if (this.#taken !== -1) return this.#run(task, this.#hint, word)
+    this.#taken = this.#hint
+    this.#takenWord = word
+    let promise
+    try {
+      promise = Promise.resolve(task())
+    } catch (error) {
+      this.#releaseTaken()
+      return Promise.reject(error)
+    }
+    promise.then(this.#releaseTaken, this.#releaseTaken)
+    return promise
   }
 
   /**
