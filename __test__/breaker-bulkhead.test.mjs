@@ -157,6 +157,31 @@ test('permits come back when the task rejects or throws, and when a timed-out ta
   clearInterval(alive)
 })
 
+test('calls overlapping in one thread each release their own permit', async () => {
+  const breaker = guarded({ maxConcurrent: 3 })
+  const [a, c, d] = [gate(), gate(), gate()]
+  // A takes this thread's permit on the fast path; B finds it held and
+  // takes another; B ends first, so C takes B's permit on the fast path
+  // while A still holds the first.
+  const first = breaker.execute(() => a.opened)
+  await breaker.execute(async () => 'B')
+  const third = breaker.execute(() => c.opened)
+  const fourth = breaker.execute(() => d.opened)
+  const inUse = () => breaker.getStats().bulkhead.inUse
+  assert.equal(inUse(), 3)
+  a.open()
+  await first
+  assert.equal(inUse(), 2)
+  d.open()
+  await fourth
+  assert.equal(inUse(), 1)
+  c.open()
+  await third
+  assert.equal(inUse(), 0)
+  assert.equal(breaker.getStats().bulkhead.lostReleases, 0)
+  assert.deepEqual(await Promise.all([1, 2, 3].map((n) => breaker.execute(() => n))), [1, 2, 3])
+})
+
 test('a queued call runs when a permit frees; after queueTimeout it is refused', async () => {
   const breaker = guarded({ maxConcurrent: 1, maxQueue: 1, queueTimeout: 50 })
   const timeouts = []

@@ -132,18 +132,10 @@ class Bulkhead extends EventEmitter {
     }
     const word = this.#take()
     if (word === 0) return this.#acquireSlowly(task)
-    if (this.#taken !== -1) return this.#run(task, this.#hint, word)
+    if (this.#taken !== -1) return this.#run(task, this.#releaser(this.#hint, word))
     this.#taken = this.#hint
     this.#takenWord = word
-    let promise
-    try {
-      promise = Promise.resolve(task())
-    } catch (error) {
-      this.#releaseTaken()
-      return Promise.reject(error)
-    }
-    promise.then(this.#releaseTaken, this.#releaseTaken)
-    return promise
+    return this.#run(task, this.#releaseTaken)
   }
 
   /**
@@ -186,21 +178,21 @@ class Bulkhead extends EventEmitter {
     return handle
   }
 
-  #run(task, index, word) {
+  // Runs `task`, calling `release` once when it settles or throws.
+  #run(task, release) {
     let promise
     try {
       promise = Promise.resolve(task())
     } catch (error) {
-      this.#release(index, word)
+      release()
       return Promise.reject(error)
     }
-    const release = () => this.#release(index, word)
     promise.then(release, release)
     return promise
   }
 
   #runToken(task, token) {
-    return this.#run(task, Math.floor(token / TOKEN_SCALE), token % TOKEN_SCALE | 0)
+    return this.#run(task, this.#releaser(Math.floor(token / TOKEN_SCALE), token % TOKEN_SCALE | 0))
   }
 
   // The core's `release`: HOLDER from `word` (odd) to `word + 1`; then, if
@@ -258,8 +250,11 @@ class Bulkhead extends EventEmitter {
    */
   enter(task, ticket, run, breaker) {
     const word = this.#take()
-    if (word !== 0) return run(this.#releasing(task, this.#hint, word), ticket)
-    return this.#enterSlowly(task, ticket, run, breaker)
+    if (word === 0) return this.#enterSlowly(task, ticket, run, breaker)
+    if (this.#taken !== -1) return run(this.#releasing(task, this.#releaser(this.#hint, word)), ticket)
+    this.#taken = this.#hint
+    this.#takenWord = word
+    return run(this.#releasing(task, this.#releaseTaken), ticket)
   }
 
   #enterSlowly(task, ticket, run, breaker) {
@@ -269,7 +264,7 @@ class Bulkhead extends EventEmitter {
     } catch (error) {
       return Promise.reject(error)
     }
-    const enterWith = (permit) => run(this.#releasing(task, Math.floor(permit / TOKEN_SCALE), permit % TOKEN_SCALE | 0), ticket)
+    const enterWith = (permit) => run(this.#releasing(task, this.#releaser(Math.floor(permit / TOKEN_SCALE), permit % TOKEN_SCALE | 0)), ticket)
     if (token >= 0) return enterWith(token)
     const refuse = (error) => {
       if (this.listenerCount('rejected') > 0) emitSafely(this, 'rejected', error)
@@ -279,10 +274,13 @@ class Bulkhead extends EventEmitter {
     return this.#queue(-2 - token).then(enterWith, refuse)
   }
 
-  // `task` holding permit `index` (HOLDER `word`): released once, when the
-  // task settles or throws.
-  #releasing(task, index, word) {
-    const release = () => this.#release(index, word)
+  // Releases permit `index` (HOLDER `word`).
+  #releaser(index, word) {
+    return () => this.#release(index, word)
+  }
+
+  // `task`, calling `release` once when the task settles or throws.
+  #releasing(task, release) {
     const call = (signal) => {
       let promise
       try {
