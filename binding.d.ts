@@ -10,6 +10,13 @@
 export declare const __napiBindingTarget: 'native' | 'wasm32-wasi' | 'wasm32-wasip1'
 
 /**
+ * Gives back the half-open place of the probe holding `ticket`, which
+ * never ran (the breaker's bulkhead refused it). A `ticket` no probe
+ * holds frees nothing.
+ */
+export declare function abandonProbe(id: number, ticket: number): void
+
+/**
  * Makes `callback(kind, id, text)` this thread's listener for the agent
  * (once per thread; unref'd, released when the thread's env goes away).
  */
@@ -254,6 +261,9 @@ export interface PolicyOptions {
   /** Consecutive failures open the breaker too, beside the rate. */
   consecutiveToo?: boolean
   histogram?: boolean
+  /** Permits of the breaker's bulkhead. */
+  maxConcurrent?: number
+  maxQueue?: number
 }
 
 /**

@@ -835,6 +835,7 @@ function __napiStampBindingTarget(exportsObject, target) {
 // linked import resolves to `undefined`.
 module.exports.__napiBindingTarget = __napiStampBindingTarget(nativeBinding, __napiLoadedBindingTarget)
 module.exports = nativeBinding
+module.exports.abandonProbe = nativeBinding.abandonProbe
 module.exports.agentListen = nativeBinding.agentListen
 module.exports.arrayLength = nativeBinding.arrayLength
 module.exports.bulkheadAcquire = nativeBinding.bulkheadAcquire

@@ -65,7 +65,8 @@ export declare function isCircuitTimeoutError(value: unknown): value is CircuitT
 /**
  * The length, in `Int32Array` elements, of the array a breaker with `options`
  * needs: `Object.keys(CircuitBreakerKeys).length` unless the options ask for a
- * failure-rate window (`failureRateThreshold`) or a latency histogram.
+ * failure-rate window (`failureRateThreshold`), a latency histogram or a
+ * bulkhead (`maxConcurrent`).
  *
  * @throws {TypeError} / {RangeError} for options the constructor would refuse.
  */
@@ -304,6 +305,22 @@ export interface CircuitBreakerOptions {
   backoffMultiplier?: number
   /** Keep a latency histogram in the shared array (p50/p90/p99/max in `getStats()`). Default false. */
   histogram?: boolean
+  /**
+   * A bulkhead in the breaker's own memory (docs/bulkhead.md): at most this
+   * many calls in flight, an integer from 1 to 65535, among every breaker
+   * over the array (they must all give the same `maxConcurrent` and
+   * `maxQueue`). A call the breaker admits then takes a permit, held until
+   * its task settles (a timed-out call keeps it until its task ends); a
+   * refused call rejects with a `BulkheadFullError`, counted by the
+   * bulkhead, never as a failure, and goes to no fallback.
+   */
+  maxConcurrent?: number
+  /** With `maxConcurrent`: calls that may wait for a permit, in all, 0 (the default) to 65535. */
+  maxQueue?: number
+  /** With `maxConcurrent`: how long a call waits in the queue, ms (1 to 2^31 - 1; default 10000). */
+  queueTimeout?: number
+  /** With `maxConcurrent`: the permits' lease, ms (1 to 2^31 - 1; default 60000), as `BulkheadOptions.lease`. */
+  lease?: number
   /** Fleet mode: one breaker across hosts through Redis or Valkey (docs/fleet.md). */
   fleet?: FleetOptions | null
 }
@@ -367,6 +384,8 @@ export interface CircuitBreakerEvents {
   reject: [error: CircuitOpenError]
   timeout: [error: CircuitTimeoutError, durationMs: number]
   fallback: [result: unknown, error: unknown]
+  /** `maxConcurrent`: a call the breaker admitted and its bulkhead refused. */
+  bulkheadRejected: [error: BulkheadFullError]
   /** Fleet mode: the store cannot be used; the breaker runs host-local. */
   fleetDegraded: [info: { reason: string }]
   /** Fleet mode: the store answers again; the fleet's state is adopted. */
@@ -413,6 +432,8 @@ export interface CircuitBreakerStats {
   }
   /** Fleet mode's view; null without the `fleet` option. */
   fleet?: FleetStats | null
+  /** The bulkhead's counts (as `Bulkhead#getStats()`, without `name`); null without `maxConcurrent`. */
+  bulkhead?: Omit<BulkheadStats, 'name'> | null
 }
 
 /** Returned by `isolate()`. */
@@ -613,6 +634,11 @@ export interface BulkheadPermit {
   release(): void
 }
 
+export interface BulkheadEvents {
+  /** An `execute` refused: full, or waited `queueTimeout` (then `error.queueTimeout` is set). Not emitted by `tryAcquire()`. */
+  rejected: [error: BulkheadFullError]
+}
+
 /**
  * At most `maxConcurrent` calls in flight among every bulkhead over the same
  * array, in every thread (and, over a file, every process).
@@ -643,6 +669,14 @@ export declare class Bulkhead {
   /** The stats in the Prometheus text format. */
   metrics(): string
   readonly name: string
+  /** Listeners of the bulkhead's events: `'rejected'` in the thread that was refused. */
+  on<E extends keyof BulkheadEvents>(event: E, listener: (...args: BulkheadEvents[E]) => void): this
+  once<E extends keyof BulkheadEvents>(event: E, listener: (...args: BulkheadEvents[E]) => void): this
+  off<E extends keyof BulkheadEvents>(event: E, listener: (...args: BulkheadEvents[E]) => void): this
+  addListener<E extends keyof BulkheadEvents>(event: E, listener: (...args: BulkheadEvents[E]) => void): this
+  removeListener<E extends keyof BulkheadEvents>(event: E, listener: (...args: BulkheadEvents[E]) => void): this
+  removeAllListeners(event?: keyof BulkheadEvents): this
+  listenerCount(event: keyof BulkheadEvents): number
 }
 
 /** Prometheus text for several bulkheads, one series each, labelled with its name. */

@@ -16,15 +16,10 @@ import CircuitBreaker, {
 } from 'shared-circuit-breaker'
 import fc from 'fast-check'
 import { startWorker } from './support/messages.mjs'
+import { gate } from './support/limits.mjs'
 
 const WORKER = new URL('./fixtures/limits-worker.mjs', import.meta.url)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function gate() {
-  let open
-  const opened = new Promise((resolve) => (open = resolve))
-  return { open, opened }
-}
 
 function bulkhead(options) {
   return new Bulkhead(Bulkhead.createSharedArray(options), options)
@@ -72,6 +67,32 @@ test('a permit comes back when the task fails or throws', async () => {
   )
   assert.equal(b.getStats().inUse, 0)
   assert.equal(await b.execute(async () => 'ok'), 'ok')
+})
+
+test('calls overlapping in one thread each release their own permit, whichever path took it', async () => {
+  const b = bulkhead({ maxConcurrent: 3 })
+  const [a, c, d] = [gate(), gate(), gate()]
+  // A takes this thread's permit on the fast path; B finds it held and
+  // takes another; B ends first, so C takes B's permit on the fast path
+  // while A still holds the first.
+  const first = b.execute(() => a.opened)
+  await b.execute(async () => 'B')
+  const third = b.execute(() => c.opened)
+  const fourth = b.execute(() => d.opened)
+  assert.equal(b.getStats().inUse, 3)
+  a.open()
+  await first
+  assert.equal(b.getStats().inUse, 2)
+  d.open()
+  await fourth
+  assert.equal(b.getStats().inUse, 1)
+  c.open()
+  await third
+  assert.equal(b.getStats().inUse, 0)
+  assert.equal(b.getStats().lostReleases, 0)
+  const permits = [b.tryAcquire(), b.tryAcquire(), b.tryAcquire()]
+  assert.ok(permits.every((p) => p !== null), 'every permit is free again')
+  for (const p of permits) p.release()
 })
 
 test('a queued call runs when a permit frees, in arrival of the release', async () => {

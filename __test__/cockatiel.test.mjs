@@ -241,7 +241,7 @@ test('two worker threads, each with the pipeline over one shared breaker: the fa
   assert.equal(stats.rejections, attempts - ran)
 })
 
-test('the types: a TypeScript user (strict) of the adapter type-checks, and what the runtime refuses does not', () => {
+test('the types: a TypeScript user (strict) of the adapter and of maxConcurrent type-checks, and what the runtime refuses does not', () => {
   const root = fileURLToPath(new URL('..', import.meta.url))
   const tsc = path.join(root, 'node_modules', 'typescript', 'bin', 'tsc')
   const run = spawnSync(process.execPath, [tsc, '-p', path.join(root, '__test__', 'types', 'tsconfig.json')], {

@@ -623,5 +623,5 @@ test('metrics.js loads without prom-client', () => {
   `
   const run = spawnSync(process.execPath, ['-e', script], { encoding: 'utf8' })
   assert.equal(run.stderr, '')
-  assert.equal(run.stdout.trim(), 'FAMILIES,HISTOGRAM,checkStats,prometheusText,registerPrometheus 12 false')
+  assert.equal(run.stdout.trim(), 'BULKHEAD_METRICS,FAMILIES,HISTOGRAM,checkStats,prometheusText,registerPrometheus 12 false')
 })

@@ -22,6 +22,7 @@ const { GeneralPath } = require('./general.js')
 const { statsObject } = require('./stats.js')
 const fleetMode = require('./fleet.js')
 const { prometheusText } = require('./metrics.js')
+const { breakerBulkhead } = require('./bulkhead.js')
 
 const CLOSED = CircuitBreakerStates.CLOSED
 // A breaker's checked options, for the package's own modules (the dashboard
@@ -60,6 +61,8 @@ class CircuitBreaker extends EventEmitter {
   #stateListeners = false
   // Fleet mode (fleet.js): { op, stats, leave }, or undefined.
   #fleet
+  // The bulkhead (maxConcurrent), or undefined.
+  #bulkhead
 
   constructor(sharedArray, failureThreshold, resetTimeout, openFallback, failureFallback) {
     super()
@@ -84,6 +87,17 @@ class CircuitBreaker extends EventEmitter {
     // handle) cannot be collected.
     const context = new BreakerContext(this, id, sharedArray, config)
     this.#context = context
+    if (config.policies.maxConcurrent !== undefined) {
+      // Its permits live after the breaker's slots; sizes differing from
+      // the other breakers' over the array are a RangeError.
+      try {
+        this.#bulkhead = breakerBulkhead(sharedArray, config)
+      } catch (error) {
+        native.dispose(this)
+        throw error
+      }
+    }
+    context.bulkhead = this.#bulkhead
     if (fleet !== undefined && !checkingOnly) this.#fleet = fleetMode.joinFleet(context, fleet)
     const batch = successBatch(context)
     this.#calls = new GeneralPath(context, batch)
@@ -356,6 +370,7 @@ class CircuitBreaker extends EventEmitter {
     publishWaiting()
     const stats = statsObject(this.#config.name, native.stats(this.#live()))
     stats.fleet = this.#fleet?.stats() ?? null
+    stats.bulkhead = this.#bulkhead?.counts() ?? null
     return stats
   }
 

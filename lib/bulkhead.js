@@ -8,13 +8,16 @@
 // word (even: free, odd: held), exactly as the core's `try_acquire` and
 // `release` do, so the common call makes no native call at all.
 
+const { EventEmitter } = require('node:events')
 const { threadId } = require('node:worker_threads')
 const { performance } = require('node:perf_hooks')
 const native = require('./native.js')
 const { describe } = require('./describe.js')
-const { readOption } = require('./options.js')
+const { msOption, readOption } = require('./options.js')
 const { FULL_REJECTION, bulkheadFullError } = require('./limit-errors.js')
-const { checkArray, sharedArray, openLimitFile } = require('./limit-memory.js')
+const { checkArray, sharedArray, openLimitFile, regionOf } = require('./limit-memory.js')
+const { emitSafely } = require('./context.js')
+const { BULKHEAD_METRICS } = require('./metrics.js')
 
 const LAYOUT = native.bulkheadLayout()
 const PERMIT_BASE = LAYOUT.permitBase
@@ -24,7 +27,6 @@ const WAKE = LAYOUT.wake
 
 const DEFAULT_LEASE = 60000
 const DEFAULT_QUEUE_TIMEOUT = 10000
-const MAX_MS = 2147483647
 // How often a waiter over a breaker file (which cannot be waited on) looks
 // for a free permit.
 const POLL_MS = 20
@@ -44,19 +46,15 @@ function readSizes(options) {
 }
 
 function readMs(options, name, fallback) {
-  const value = readOption(options, name) ?? fallback
-  if (typeof value !== 'number') throw new TypeError(`options.${name} must be a number, got ${describe(value)}`)
-  if (!(value >= 1 && value <= MAX_MS)) {
-    throw new RangeError(`options.${name} must be a number of milliseconds from 1 to ${MAX_MS}, got ${value}`)
-  }
-  return value
+  return msOption(options, name, fallback)
 }
 
 /**
  * At most `maxConcurrent` calls in flight among every bulkhead over the same
- * array, in every thread and process.
+ * array, in every thread and process. Emits `'rejected'` (the
+ * `BulkheadFullError`) for every call it refuses.
  */
-class Bulkhead {
+class Bulkhead extends EventEmitter {
   #array
   #maxQueue
   #queueTimeout
@@ -67,6 +65,16 @@ class Bulkhead {
   // HOLDER word it left there (even: free).
   #hint
   #free = 0
+  // The permit of the call running on the fast path (at most one per
+  // bulkhead: while it is held, #take fails), or -1, and its HOLDER word:
+  // its release is one shared function, no closure made per call.
+  #taken = -1
+  #takenWord = 0
+  #releaseTaken = () => {
+    const index = this.#taken
+    this.#taken = -1
+    this.#release(index, this.#takenWord)
+  }
 
   /**
    * @param array an Int32Array over a SharedArrayBuffer of at least
@@ -74,6 +82,7 @@ class Bulkhead {
    *   of the same `maxConcurrent` and `maxQueue`.
    */
   constructor(array, options) {
+    super()
     checkArray(array, 'Bulkhead')
     const { maxConcurrent, maxQueue } = readSizes(options)
     this.#queueTimeout = readMs(options, 'queueTimeout', DEFAULT_QUEUE_TIMEOUT)
@@ -122,8 +131,11 @@ class Bulkhead {
       return Promise.reject(new TypeError(`task must be a function, got ${describe(task)}`))
     }
     const word = this.#take()
-    if (word !== 0) return this.#run(task, this.#hint, word)
-    return this.#acquireSlowly(task)
+    if (word === 0) return this.#acquireSlowly(task)
+    if (this.#taken !== -1) return this.#run(task, this.#releaser(this.#hint, word))
+    this.#taken = this.#hint
+    this.#takenWord = word
+    return this.#run(task, this.#releaseTaken)
   }
 
   /**
@@ -166,21 +178,21 @@ class Bulkhead {
     return handle
   }
 
-  #run(task, index, word) {
+  // Runs `task`, calling `release` once when it settles or throws.
+  #run(task, release) {
     let promise
     try {
       promise = Promise.resolve(task())
     } catch (error) {
-      this.#release(index, word)
+      release()
       return Promise.reject(error)
     }
-    const release = () => this.#release(index, word)
     promise.then(release, release)
     return promise
   }
 
   #runToken(task, token) {
-    return this.#run(task, Math.floor(token / TOKEN_SCALE), token % TOKEN_SCALE | 0)
+    return this.#run(task, this.#releaser(Math.floor(token / TOKEN_SCALE), token % TOKEN_SCALE | 0))
   }
 
   // The core's `release`: HOLDER from `word` (odd) to `word + 1`; then, if
@@ -204,12 +216,83 @@ class Bulkhead {
   #acquireSlowly(task) {
     const token = native.bulkheadAcquire(this.#array, this.#hint, this.#lease, this.#maxQueue > 0)
     if (token >= 0) return this.#runToken(task, token)
-    if (token === -1) return Promise.resolve(FULL_REJECTION)
-    const place = -2 - token
-    const deadline = performance.now() + this.#queueTimeout
-    return new Promise((resolve, reject) => this.#wait(place, deadline, resolve, reject)).then((permit) =>
-      this.#runToken(task, permit),
+    if (token === -1) {
+      // Nobody listening: the error is made only when the caller's handler runs.
+      if (this.listenerCount('rejected') === 0) return Promise.resolve(FULL_REJECTION)
+      return this.#refused(bulkheadFullError())
+    }
+    return this.#queue(-2 - token).then(
+      (permit) => this.#runToken(task, permit),
+      (error) => this.#refused(error),
     )
+  }
+
+  // Waits in queue place `place` for a permit: resolves with its token, or
+  // rejects with a BulkheadFullError after queueTimeout.
+  #queue(place) {
+    const deadline = performance.now() + this.#queueTimeout
+    return new Promise((resolve, reject) => this.#wait(place, deadline, resolve, reject))
+  }
+
+  // A call refused: the event, and the caller's rejection.
+  #refused(error) {
+    if (this.listenerCount('rejected') > 0) emitSafely(this, 'rejected', error)
+    return Promise.reject(error)
+  }
+
+  /**
+   * For a breaker with `maxConcurrent` (general.js), once the breaker has
+   * admitted a call with `ticket`: calls `run(wrapped, ticket)` as soon as
+   * the call holds a permit, where `wrapped` calls `task` (with the abort
+   * signal, if `task` takes one) and releases the permit when the task
+   * settles or throws. Refused (full, or queueTimeout), returns
+   * `breaker.refusedByBulkhead(ticket, error)` (context.js).
+   */
+  enter(task, ticket, run, breaker) {
+    const word = this.#take()
+    if (word === 0) return this.#enterSlowly(task, ticket, run, breaker)
+    if (this.#taken !== -1) return run(this.#releasing(task, this.#releaser(this.#hint, word)), ticket)
+    this.#taken = this.#hint
+    this.#takenWord = word
+    return run(this.#releasing(task, this.#releaseTaken), ticket)
+  }
+
+  #enterSlowly(task, ticket, run, breaker) {
+    let token
+    try {
+      token = native.bulkheadAcquire(this.#array, this.#hint, this.#lease, this.#maxQueue > 0)
+    } catch (error) {
+      return Promise.reject(error)
+    }
+    const enterWith = (permit) => run(this.#releasing(task, this.#releaser(Math.floor(permit / TOKEN_SCALE), permit % TOKEN_SCALE | 0)), ticket)
+    if (token >= 0) return enterWith(token)
+    const refuse = (error) => {
+      if (this.listenerCount('rejected') > 0) emitSafely(this, 'rejected', error)
+      return breaker.refusedByBulkhead(ticket, error)
+    }
+    if (token === -1) return refuse(bulkheadFullError())
+    return this.#queue(-2 - token).then(enterWith, refuse)
+  }
+
+  // Releases permit `index` (HOLDER `word`).
+  #releaser(index, word) {
+    return () => this.#release(index, word)
+  }
+
+  // `task`, calling `release` once when the task settles or throws.
+  #releasing(task, release) {
+    const call = (signal) => {
+      let promise
+      try {
+        promise = Promise.resolve(signal === undefined ? task() : task(signal))
+      } catch (error) {
+        release()
+        throw error
+      }
+      promise.then(release, release)
+      return promise
+    }
+    return task.length === 0 ? () => call(undefined) : call
   }
 
   // A waiter holds a queue place (QUEUED counts it): it reads WAKE, tries
@@ -269,6 +352,11 @@ class Bulkhead {
     return { name: this.#name, ...native.bulkheadStats(this.#array) }
   }
 
+  /** `getStats()` without the name: what a breaker's `getStats().bulkhead` is. */
+  counts() {
+    return native.bulkheadStats(this.#array)
+  }
+
   /** The stats in the Prometheus text format. */
   metrics() {
     return bulkheadMetrics([this])
@@ -280,29 +368,32 @@ class Bulkhead {
   }
 }
 
-const METRICS = [
-  ['maxConcurrent', 'bulkhead_max_concurrent', 'gauge', 'Permits of the bulkhead.'],
-  ['inUse', 'bulkhead_in_use', 'gauge', 'Permits held now, in every thread and process.'],
-  ['queued', 'bulkhead_queued', 'gauge', 'Calls waiting for a permit now.'],
-  ['rejected', 'bulkhead_rejected_total', 'counter', 'Calls refused (full, or waited queueTimeout).'],
-  ['queueTimeouts', 'bulkhead_queue_timeouts_total', 'counter', 'Calls refused after waiting queueTimeout.'],
-  ['reclaimed', 'bulkhead_reclaimed_total', 'counter', 'Permits taken back from holders past their lease.'],
-  ['lostReleases', 'bulkhead_lost_releases_total', 'counter', 'Releases that found their permit reclaimed.'],
-]
-
 /** Prometheus text for `bulkheads`, one series per bulkhead, labelled with its name. */
 function bulkheadMetrics(bulkheads) {
   const stats = bulkheads.map((b) => b.getStats())
   const lines = []
-  for (const [key, metric, type, help] of METRICS) {
+  for (const [key, metric, type, help] of BULKHEAD_METRICS) {
     lines.push(`# HELP ${metric} ${help}`, `# TYPE ${metric} ${type}`)
     for (const s of stats) lines.push(`${metric}{name="${escapeLabel(s.name)}"} ${s[key]}`)
   }
   return `${lines.join('\n')}\n`
 }
 
+/**
+ * The bulkhead of a breaker with `maxConcurrent` (its checked `config`),
+ * over `array`, the breaker's: the region after the breaker's own slots
+ * (and its window and histogram), as `arrayLength` sized it.
+ */
+function breakerBulkhead(array, config) {
+  const { maxConcurrent, maxQueue = 0 } = config.policies
+  const length = native.bulkheadArrayLength(maxConcurrent, maxQueue)
+  const end = native.arrayLength(config.failureThreshold, config.resetTimeout, config.policies)
+  const { queueTimeout, lease, name } = config
+  return new Bulkhead(regionOf(array, end - length, end), { maxConcurrent, maxQueue, queueTimeout, lease, name })
+}
+
 function escapeLabel(value) {
   return value.replace(/\\/g, '\\\\').replace(/\n/g, '\\n').replace(/"/g, '\\"')
 }
 
-module.exports = { Bulkhead, bulkheadMetrics }
+module.exports = { Bulkhead, bulkheadMetrics, breakerBulkhead }

@@ -15,6 +15,18 @@ function rethrowLater(error) {
   })
 }
 
+// Emits on `emitter`; a listener that throws must not turn a call's
+// outcome around, nor stop the other listeners' events: its error is
+// thrown again on its own, as an uncaught exception. With one argument,
+// none gathered into an array (nor `arguments` read).
+function emitSafely(emitter, event, payload) {
+  try {
+    emitter.emit(event, payload)
+  } catch (error) {
+    rethrowLater(error)
+  }
+}
+
 class BreakerContext {
   /**
    * Holds the breaker itself: whatever holds the context (a pending call's
@@ -27,6 +39,8 @@ class BreakerContext {
     // The array; DISPOSED once disposed.
     this.array = array
     this.config = config
+    // The bulkhead of a breaker with maxConcurrent (bulkhead.js), or undefined.
+    this.bulkhead = undefined
   }
 
   // Asks the core whether a call may run; tells other threads' listeners
@@ -44,17 +58,19 @@ class BreakerContext {
     if (this.array !== DISPOSED) afterTransition(this.array, native.probeResult(this.id, ticket, ok, marks))
   }
 
-  // Emits on the breaker; a listener that throws must not turn a call's
-  // outcome around, nor stop the other listeners' events: its error is
-  // thrown again on its own, as an uncaught exception.
-  // With one argument or two, none gathered into an array (nor `arguments`
-  // read): the per-call events are emitted on every call that has listeners.
+  // Emits on the breaker (see emitSafely): the per-call events are emitted
+  // on every call that has listeners.
   emit(event, payload) {
-    try {
-      this.breaker.emit(event, payload)
-    } catch (error) {
-      rethrowLater(error)
-    }
+    emitSafely(this.breaker, event, payload)
+  }
+
+  // A call the breaker admitted and its bulkhead (maxConcurrent) refused:
+  // it never ran, so a probe gives its half-open place back, and the
+  // breaker counts nothing. Returns the caller's promise.
+  refusedByBulkhead(ticket, error) {
+    if (ticket >= 0 && this.array !== DISPOSED) native.abandonProbe(this.id, ticket)
+    if (this.breaker.listenerCount('bulkheadRejected') > 0) this.emit('bulkheadRejected', error)
+    return Promise.reject(error)
   }
 
   // Calls `listeners` (a copy of an event's listeners, as `emit` would
@@ -80,4 +96,4 @@ class BreakerContext {
   }
 }
 
-module.exports = { BreakerContext }
+module.exports = { BreakerContext, emitSafely }

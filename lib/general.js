@@ -61,6 +61,10 @@ class GeneralPath {
   // The handlers of CLOSED calls that need no clock, shared by all of them.
   #succeeded
   #failed
+  // The bulkhead of a breaker with maxConcurrent (bulkhead.js), and what
+  // it calls once a call holds a permit.
+  #bulkhead
+  #admittedCall
 
   /** `batch` is the breaker's success batch (batching.js). */
   constructor(context, batch) {
@@ -79,6 +83,8 @@ class GeneralPath {
     this.#clocked = this.#timed || config.timeout !== undefined
     this.#succeeded = (value) => this.#ended(ADMIT_RUN, 0, true, value)
     this.#failed = (error) => this.#ended(ADMIT_RUN, 0, false, error)
+    this.#bulkhead = context.bulkhead
+    this.#admittedCall = (task, ticket) => this.#admitted(task, ticket)
   }
 
   /**
@@ -100,6 +106,13 @@ class GeneralPath {
       ticket = context.decide()
       if (ticket === ADMIT_REJECT) return this.#rejectGeneral()
     }
+    // maxConcurrent: the breaker admitted the call; now a permit.
+    if (this.#bulkhead !== undefined) return this.#bulkhead.enter(task, ticket, this.#admittedCall, context)
+    return this.#admitted(task, ticket)
+  }
+
+  // A call the breaker admitted (holding a permit, with maxConcurrent).
+  #admitted(task, ticket) {
     if (this.#deadlines !== undefined) return this.#executeWithTimeout(task, ticket)
     const start = this.#clocked ? performance.now() : 0
     let result

@@ -62,4 +62,15 @@ function openLimitFile(path, options, kind, slots) {
   return region
 }
 
-module.exports = { checkArray, sharedArray, openLimitFile }
+/**
+ * Slots `start` to `end` of `array`, memory a breaker accepted (a
+ * SharedArrayBuffer's, or a breaker file's): for the bulkhead of a breaker
+ * with `maxConcurrent`.
+ */
+function regionOf(array, start, end) {
+  const region = array.subarray(start, end)
+  if (!(region.buffer instanceof SharedArrayBuffer)) fileRegions.add(region)
+  return region
+}
+
+module.exports = { checkArray, sharedArray, openLimitFile, regionOf }

@@ -43,6 +43,34 @@ function gauge(name, help, aggregator, samples) {
 const HISTOGRAM = 'circuit_breaker_call_duration_seconds'
 
 /**
+ * A bulkhead's families, `[key of its stats, metric, type, help]`: for
+ * `Bulkhead#metrics()` (bulkhead.js) and for a breaker with
+ * `maxConcurrent` (its `getStats().bulkhead`), labelled with the name.
+ */
+const BULKHEAD_METRICS = [
+  ['maxConcurrent', 'bulkhead_max_concurrent', 'gauge', 'Permits of the bulkhead.'],
+  ['inUse', 'bulkhead_in_use', 'gauge', 'Permits held now, in every thread and process.'],
+  ['queued', 'bulkhead_queued', 'gauge', 'Calls waiting for a permit now.'],
+  ['rejected', 'bulkhead_rejected_total', 'counter', 'Calls refused (full, or waited queueTimeout).'],
+  ['queueTimeouts', 'bulkhead_queue_timeouts_total', 'counter', 'Calls refused after waiting queueTimeout.'],
+  ['reclaimed', 'bulkhead_reclaimed_total', 'counter', 'Permits taken back from holders past their lease.'],
+  ['lostReleases', 'bulkhead_lost_releases_total', 'counter', 'Releases that found their permit reclaimed.'],
+]
+const BULKHEAD_FIELDS = ['maxQueue', ...BULKHEAD_METRICS.map(([key]) => key)]
+
+function bulkheadFamily([key, name, type, help]) {
+  return {
+    name,
+    help,
+    type,
+    aggregator: type === 'counter' ? 'sum' : 'max',
+    samples: (stats, out) => {
+      if (stats.bulkhead != null) out.push({ labels: { name: stats.name }, value: stats.bulkhead[key] })
+    },
+  }
+}
+
+/**
  * The metric families, in output order. `samples(stats, out)` pushes
  * `{ metricName?, labels, value }` for one breaker; `labels` is in output
  * order, `name` first. Families whose breakers push nothing are left out.
@@ -114,6 +142,7 @@ const FAMILIES = [
       out.push({ metricName: `${HISTOGRAM}_count`, labels: { name: stats.name }, value: latency.count })
     },
   },
+  ...BULKHEAD_METRICS.map(bulkheadFamily),
 ]
 
 // ---------------------------------------------------------------------------
@@ -172,6 +201,12 @@ function checkStats(where, stats) {
     if (window.failureRate > 100) {
       throw rangeError(`${where}.window.failureRate`, 'a percentage from 0 to 100', window.failureRate)
     }
+  }
+
+  const bulkhead = stats.bulkhead
+  if (bulkhead != null) {
+    if (!isObject(bulkhead)) throw typeError(`${where}.bulkhead`, 'null or an object', bulkhead)
+    for (const field of BULKHEAD_FIELDS) checkCount(`${where}.bulkhead.${field}`, bulkhead[field])
   }
 
   const latency = stats.latency
@@ -454,4 +489,4 @@ function registerPrometheus(registry, breaker) {
   }
 }
 
-module.exports = { FAMILIES, HISTOGRAM, checkStats, prometheusText, registerPrometheus }
+module.exports = { FAMILIES, HISTOGRAM, BULKHEAD_METRICS, checkStats, prometheusText, registerPrometheus }

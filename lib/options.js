@@ -65,6 +65,18 @@ function positiveMs(name, value) {
   return value
 }
 
+const MAX_MS = 2147483647
+
+// A number of milliseconds from 1 to MAX_MS, `fallback` when not given.
+function msOption(options, name, fallback, prefix = 'options.') {
+  const value = readOption(options, name) ?? fallback
+  if (typeof value !== 'number') throw new TypeError(`${prefix}${name} must be a number, got ${describe(value)}`)
+  if (!(value >= 1 && value <= MAX_MS)) {
+    throw new RangeError(`${prefix}${name} must be a number of milliseconds from 1 to ${MAX_MS}, got ${value}`)
+  }
+  return value
+}
+
 // Reads and type-checks every option; ranges are checked by the native side.
 function readOptions(failureThreshold, resetTimeout, openFallback, failureFallback) {
   let options
@@ -99,7 +111,12 @@ function readOptions(failureThreshold, resetTimeout, openFallback, failureFallba
       windowBuckets: optionalNumber('windowBuckets', read('windowBuckets')),
       consecutiveToo: undefined,
       histogram: optionalBoolean('histogram', read('histogram')),
+      maxConcurrent: optionalNumber('maxConcurrent', read('maxConcurrent')),
+      maxQueue: optionalNumber('maxQueue', read('maxQueue')),
     },
+    // The bulkhead's own (maxConcurrent): checked with or without it.
+    queueTimeout: msOption(options, 'queueTimeout', 10000, ''),
+    lease: msOption(options, 'lease', 60000, ''),
   }
   if (typeof config.name !== 'string') {
     throw new TypeError(`name must be a string, got ${describe(config.name)}`)
@@ -116,8 +133,8 @@ function readOptions(failureThreshold, resetTimeout, openFallback, failureFallba
 /**
  * The length (in `Int32Array` elements) of the array a breaker with these
  * options needs: `Object.keys(CircuitBreakerKeys).length` unless the options
- * ask for a failure-rate window or a latency histogram. Throws like the
- * constructor for options it would refuse.
+ * ask for a failure-rate window, a latency histogram or a bulkhead
+ * (`maxConcurrent`). Throws like the constructor for options it would refuse.
  */
 function arrayLength(options) {
   if (options !== undefined && (typeof options !== 'object' || options === null)) {
@@ -146,12 +163,14 @@ function needsGeneralPath(config, callListeners) {
     config.errorFilter !== undefined ||
     config.slowCallDuration !== undefined ||
     config.policies.failureRateThreshold !== undefined ||
-    config.policies.histogram === true
+    config.policies.histogram === true ||
+    config.policies.maxConcurrent !== undefined
   )
 }
 
 module.exports = {
   readOption,
+  msOption,
   readOptions,
   arrayLength,
   createSharedArray,

@@ -5,7 +5,7 @@
 use crate::arrays::shared_slots;
 use crate::errors::{check, config_error, throw, Thrown};
 use crate::table::{self, Instance};
-use breaker_core::features::claim_features;
+use breaker_core::features::{claim_features, FeaturesError};
 use breaker_core::{claim_layout, Breaker, Config, Policies};
 use napi::bindgen_prelude::{Object, Unknown};
 use napi::{sys, Env, Error, JsValue, Result, Status};
@@ -37,6 +37,16 @@ pub fn create(
         Err(thrown) => return throw(&env, thrown),
     };
     if let Err(error) = claim_layout(&slots) {
+        return throw(&env, Thrown::Range(format!("sharedArray {error}")));
+    }
+    // The bulkhead's length depends on its sizes, which the FEATURES
+    // descriptor does not hold: the whole length is checked here.
+    let required = config.slots_needed();
+    if slots.len() < required {
+        let error = FeaturesError::TooShort {
+            length: slots.len(),
+            required,
+        };
         return throw(&env, Thrown::Range(format!("sharedArray {error}")));
     }
     if let Err(error) = claim_features(&slots, slots.len(), &config.features()) {
@@ -94,6 +104,9 @@ pub struct PolicyOptions {
     /// Consecutive failures open the breaker too, beside the rate.
     pub consecutive_too: Option<bool>,
     pub histogram: Option<bool>,
+    /// Permits of the breaker's bulkhead.
+    pub max_concurrent: Option<f64>,
+    pub max_queue: Option<f64>,
 }
 
 impl From<PolicyOptions> for Policies {
@@ -110,6 +123,8 @@ impl From<PolicyOptions> for Policies {
             window_buckets: o.window_buckets,
             consecutive_too: o.consecutive_too.unwrap_or(false),
             histogram: o.histogram.unwrap_or(false),
+            max_concurrent: o.max_concurrent,
+            max_queue: o.max_queue,
         }
     }
 }
@@ -139,7 +154,7 @@ pub fn array_length(
     policies: PolicyOptions,
 ) -> Result<u32> {
     match Config::with_policies(failure_threshold, reset_timeout, &policies.into()) {
-        Ok(config) => Ok(config.features().slots_needed() as u32),
+        Ok(config) => Ok(config.slots_needed() as u32),
         Err(error) => throw(&env, config_error(&error)),
     }
 }

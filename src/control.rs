@@ -19,6 +19,16 @@ pub fn state(id: u32) -> Result<u32> {
     with(id, |i| i.breaker.state(host_clock()) as u32)
 }
 
+/// Gives back the half-open place of the probe holding `ticket`, which
+/// never ran (the breaker's bulkhead refused it). A `ticket` no probe
+/// holds frees nothing.
+#[napi(catch_unwind)]
+pub fn abandon_probe(id: u32, ticket: u32) -> Result<()> {
+    with(id, |i| {
+        i.breaker.abandon_probe(breaker_core::Ticket(ticket))
+    })
+}
+
 /// Forces a new half-open episode: the next caller probes. Returns the
 /// transition: 2 (half-opened), 1 when an isolation holds the breaker OPEN
 /// and this opened it (isolation wins), 0 when it made none.

@@ -41,6 +41,8 @@ pub(crate) fn config_error(error: &ConfigError) -> Thrown {
         Setting::MinimumCalls => "minimumCalls",
         Setting::WindowSize => "windowSize",
         Setting::WindowBuckets => "windowBuckets",
+        Setting::MaxConcurrent => "maxConcurrent",
+        Setting::MaxQueue => "maxQueue",
     };
     let expected = match error.range {
         Range::Integer { low, high } => format!("an integer from {low} to {high}"),

@@ -5,43 +5,12 @@
 // 4 workers.
 import { test } from 'node:test'
 import assert from 'node:assert/strict'
-import { spawn } from 'node:child_process'
-import { EventEmitter, once } from 'node:events'
-import { createServer } from 'node:http'
-import { mkdtempSync, rmSync } from 'node:fs'
-import { tmpdir } from 'node:os'
 import { join } from 'node:path'
-import { fileURLToPath } from 'node:url'
 import { Bulkhead, RateLimiter } from 'shared-circuit-breaker'
-import { startWorker, messages } from '../support/messages.mjs'
+import { startWorker } from '../support/messages.mjs'
+import { LIMITS_WORKER as WORKER, countingServer, startProcess, tempDir } from '../support/limits.mjs'
 
-const WORKER = new URL('../fixtures/limits-worker.mjs', import.meta.url)
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
-
-function tempDir(t) {
-  const dir = mkdtempSync(join(tmpdir(), 'cbjs-limits-'))
-  t.after(() => rmSync(dir, { recursive: true, force: true }))
-  return dir
-}
-
-// A child process running the fixture with `data`; its stdout lines are its messages.
-function startProcess(data) {
-  const child = spawn(process.execPath, [fileURLToPath(WORKER), JSON.stringify(data)], {
-    stdio: ['ignore', 'pipe', 'inherit'],
-  })
-  const lines = new EventEmitter()
-  let buffered = ''
-  child.stdout.on('data', (chunk) => {
-    buffered += chunk
-    for (let at = buffered.indexOf('\n'); at >= 0; at = buffered.indexOf('\n')) {
-      lines.emit('message', JSON.parse(buffered.slice(0, at)))
-      buffered = buffered.slice(at + 1)
-    }
-  })
-  child.on('exit', (code) => lines.emit('exit', code))
-  const exited = once(child, 'exit').then(([code, signal]) => code ?? signal)
-  return { child, next: messages(lines), exited }
-}
 
 test('six workers on one bulkhead of 3: the dependency never sees more than 3 calls at once', async () => {
   const options = { maxConcurrent: 3, maxQueue: 6, queueTimeout: 20000 }
@@ -64,22 +33,7 @@ test('six workers on one bulkhead of 3: the dependency never sees more than 3 ca
 })
 
 test('three processes over one bulkhead file: an http dependency never sees more than 3 requests at once', async (t) => {
-  let now = 0
-  let most = 0
-  let served = 0
-  const server = createServer((request, response) => {
-    now++
-    most = Math.max(most, now)
-    setTimeout(() => {
-      now--
-      served++
-      response.end('ok')
-    }, 5)
-  })
-  server.listen(0, '127.0.0.1')
-  await once(server, 'listening')
-  t.after(() => server.close())
-  const url = `http://127.0.0.1:${server.address().port}/`
+  const { url, counts } = await countingServer(t)
   const path = join(tempDir(t), 'bulkhead')
   const options = { maxConcurrent: 3, maxQueue: 12, queueTimeout: 30000 }
   const children = Array.from({ length: 3 }, () =>
@@ -89,9 +43,9 @@ test('three processes over one bulkhead file: an http dependency never sees more
   for (const c of children) assert.equal(await c.exited, 0)
   const ran = results.reduce((sum, r) => sum + r.ran, 0)
   assert.equal(ran + results.reduce((sum, r) => sum + r.full, 0), 120)
-  assert.equal(served, ran)
-  assert.ok(most <= 3, `${most} requests in flight at once`)
-  assert.equal(most, 3, 'the bulkhead was full at times')
+  assert.equal(counts.served, ran)
+  assert.ok(counts.most <= 3, `${counts.most} requests in flight at once`)
+  assert.equal(counts.most, 3, 'the bulkhead was full at times')
 })
 
 test('permits held by terminated workers come back after the lease', async () => {

@@ -90,6 +90,7 @@ export const OURS_VARIANTS = [
   'ours-histogram',
   'ours-call-listeners',
   'ours-all',
+  'ours-max-concurrent',
 ]
 export const PEER_VARIANTS = [
   'opossum-timeout',
@@ -142,6 +143,7 @@ const VARIANT_LABELS = {
   'ours-time-window': '+ failure-rate time window (`failureRateThreshold: 50`, 10 s)',
   'ours-all': '+ timeout, time window, histogram, call listeners',
   'ours-bulkhead': '+ shared `Bulkhead` (`maxConcurrent: 64`) around it',
+  'ours-max-concurrent': '+ `maxConcurrent: 64` (its own bulkhead)',
   'cockatiel-bulkhead': `cockatiel ${version('cockatiel')} + its \`bulkhead(64)\` around its breaker`,
 }
 
@@ -447,6 +449,17 @@ function loadVariant(name) {
               const events = seen.success - before.success + seen.failure - before.failure
               const recorded = (stats(b).latency?.count ?? NaN) - before.latencies
               return events === done && recorded === done ? null : `${events} call events, ${recorded} latencies, expected ${done} each`
+            }
+          })
+        }
+        case 'ours-max-concurrent': {
+          const b = build({ ...base, maxConcurrent: BULKHEAD_OPTIONS.maxConcurrent })
+          return make(b, () => {
+            const before = stats(b).bulkhead?.rejected ?? NaN
+            return () => {
+              const { inUse, rejected } = stats(b).bulkhead ?? {}
+              if (rejected !== before) return `the bulkhead refused ${rejected - before} calls`
+              return inUse === 0 ? null : `${inUse} permits held after the run`
             }
           })
         }

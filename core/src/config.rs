@@ -3,6 +3,7 @@
 //! setting, what it must be, what it was); the binding words it with the
 //! JavaScript option names.
 
+use crate::bulkhead::{self, Size};
 use crate::features::Features;
 use crate::window::{
     WindowCounts, WindowSpec, MAX_WINDOW_BUCKETS, MAX_WINDOW_CALLS, MAX_WINDOW_MS,
@@ -30,6 +31,8 @@ pub struct Config {
     success_threshold: u32,
     rate: Option<RatePolicy>,
     histogram: bool,
+    /// The bulkhead's sizes (`maxConcurrent`, `maxQueue`), if it has one.
+    bulkhead: Option<Size>,
 }
 
 /// Opening on a failure rate over a window of recent calls.
@@ -76,6 +79,10 @@ pub struct Policies {
     /// Consecutive failures also open the breaker even with a rate policy.
     pub consecutive_too: bool,
     pub histogram: bool,
+    /// Permits of the breaker's bulkhead; enables it.
+    pub max_concurrent: Option<f64>,
+    /// Queue places of the bulkhead, default 0.
+    pub max_queue: Option<f64>,
 }
 
 /// A setting, as [`Config::with_policies`] takes it.
@@ -91,6 +98,8 @@ pub enum Setting {
     MinimumCalls,
     WindowSize,
     WindowBuckets,
+    MaxConcurrent,
+    MaxQueue,
 }
 
 /// What a setting must be.
@@ -185,6 +194,7 @@ impl Config {
             success_threshold: 1,
             rate: None,
             histogram: false,
+            bulkhead: None,
         })
     }
 
@@ -254,6 +264,16 @@ impl Config {
             }
         }
         config.histogram = policies.histogram;
+        // maxQueue matters only with maxConcurrent, but is checked without it.
+        let max = bulkhead::MAX_PERMITS;
+        let places = match policies.max_queue {
+            Some(places) => integer_in(Setting::MaxQueue, places, 0, max)?,
+            None => 0,
+        };
+        if let Some(permits) = policies.max_concurrent {
+            let permits = integer_in(Setting::MaxConcurrent, permits, 1, max)?;
+            config.bulkhead = Some(Size { permits, places });
+        }
         Ok(config)
     }
 
@@ -283,6 +303,21 @@ impl Config {
         Features {
             window: self.rate.map(|rate| rate.window),
             histogram: self.histogram,
+            bulkhead: self.bulkhead.is_some(),
+        }
+    }
+
+    /// The bulkhead's sizes, if the breaker has one.
+    pub fn bulkhead(&self) -> Option<Size> {
+        self.bulkhead
+    }
+
+    /// Length of the array these settings need: the optional regions'
+    /// (`features`), with the bulkhead of these sizes last.
+    pub fn slots_needed(&self) -> usize {
+        match self.bulkhead {
+            Some(size) => self.features().bulkhead_base() + size.slots_needed(),
+            None => self.features().slots_needed(),
         }
     }
 

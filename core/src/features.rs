@@ -1,5 +1,5 @@
-//! The optional regions past [`SLOT_COUNT`]: a failure-rate window and a
-//! latency histogram.
+//! The optional regions past [`SLOT_COUNT`]: a failure-rate window, a
+//! latency histogram and a bulkhead.
 //!
 //! A breaker that asks for neither needs exactly [`SLOT_COUNT`] slots. One
 //! that asks for a window or a histogram needs a longer array, and every
@@ -10,10 +10,16 @@
 //! ```text
 //!   SLOT_COUNT ..                 the window, if any (window::slots)
 //!   histogram_base() ..           the histogram, if any (histogram::SLOTS)
+//!   bulkhead_base() ..            the bulkhead, if any (bulkhead::slots_needed)
 //! ```
 //!
 //! Descriptor bits: 63 claimed; 0..2 window kind (0 none, 1 count, 2 time);
-//! 2 histogram; 8..16 time-window buckets; 16..48 window size (calls or ms).
+//! 2 histogram; 3 bulkhead; 8..16 time-window buckets; 16..48 window size
+//! (calls or ms). The bulkhead's sizes are not in the descriptor: the
+//! bulkhead records them itself, in its own header, and refuses others
+//! (`bulkhead::claim`). A bulkhead's length depends on its sizes, so
+//! [`Features::slots_needed`] counts the smallest one; `Config::slots_needed`
+//! the one the options ask for.
 
 use crate::cells::Cells;
 use crate::layout::{FEATURES, SLOT_COUNT};
@@ -25,6 +31,8 @@ use std::sync::atomic::Ordering::{AcqRel, Acquire};
 pub struct Features {
     pub window: Option<WindowSpec>,
     pub histogram: bool,
+    /// A bulkhead region (`maxConcurrent` on the breaker).
+    pub bulkhead: bool,
 }
 
 const CLAIMED: u64 = 1 << 63;
@@ -52,12 +60,28 @@ impl Features {
         end.div_ceil(16) * 16
     }
 
-    /// Length of the array these features need.
-    pub fn slots_needed(&self) -> usize {
+    /// End of the window and histogram regions.
+    fn regions_end(&self) -> usize {
         if self.histogram {
             self.histogram_base() + crate::histogram::SLOTS
         } else {
             SLOT_COUNT + self.window.map_or(0, |w| w.slots())
+        }
+    }
+
+    /// First slot of the bulkhead region (64-byte aligned past the others,
+    /// so that each permit keeps a cache line of its own).
+    pub fn bulkhead_base(&self) -> usize {
+        self.regions_end().div_ceil(16) * 16
+    }
+
+    /// Length of the array these features need, with the smallest bulkhead
+    /// if they have one (see `Config::slots_needed` for the exact length).
+    pub fn slots_needed(&self) -> usize {
+        if self.bulkhead {
+            self.bulkhead_base() + crate::bulkhead::slots_needed(1, 0)
+        } else {
+            self.regions_end()
         }
     }
 
@@ -68,7 +92,12 @@ impl Features {
             Some(WindowSpec::Count { calls }) => (1, 0, u64::from(calls)),
             Some(WindowSpec::Time { ms, buckets }) => (2, u64::from(buckets), u64::from(ms)),
         };
-        CLAIMED | kind | (u64::from(self.histogram) << 2) | (buckets << 8) | (size << 16)
+        CLAIMED
+            | kind
+            | (u64::from(self.histogram) << 2)
+            | (u64::from(self.bulkhead) << 3)
+            | (buckets << 8)
+            | (size << 16)
     }
 
     /// Reads a descriptor; `None` for 0 (unclaimed) or bits no build writes.
@@ -87,6 +116,7 @@ impl Features {
         let features = Features {
             window,
             histogram: word & 0b100 != 0,
+            bulkhead: word & 0b1000 != 0,
         };
         let valid = window.is_none_or(|w| w.is_valid()) && features.descriptor() == word;
         valid.then_some(features)
@@ -103,9 +133,14 @@ impl std::fmt::Display for Features {
             }
         }
         if self.histogram {
-            write!(f, " and a latency histogram")
+            write!(f, ", a latency histogram")?
         } else {
-            write!(f, " and no latency histogram")
+            write!(f, ", no latency histogram")?
+        }
+        if self.bulkhead {
+            write!(f, " and a bulkhead (maxConcurrent)")
+        } else {
+            write!(f, " and no bulkhead (maxConcurrent)")
         }
     }
 }
@@ -173,6 +208,7 @@ mod tests {
             Features {
                 window: Some(WindowSpec::Count { calls: 100 }),
                 histogram: false,
+                bulkhead: false,
             },
             Features {
                 window: Some(WindowSpec::Time {
@@ -180,10 +216,17 @@ mod tests {
                     buckets: 10,
                 }),
                 histogram: true,
+                bulkhead: false,
             },
             Features {
                 window: None,
                 histogram: true,
+                bulkhead: false,
+            },
+            Features {
+                window: Some(WindowSpec::Count { calls: 7 }),
+                histogram: true,
+                bulkhead: true,
             },
         ];
         for features in cases {
@@ -202,13 +245,21 @@ mod tests {
         let windowed = Features {
             window: Some(WindowSpec::Count { calls: 10 }),
             histogram: false,
+            bulkhead: false,
         };
         assert!(windowed.slots_needed() > SLOT_COUNT);
         let both = Features {
             histogram: true,
+            bulkhead: false,
             ..windowed
         };
         assert!(both.histogram_base() >= windowed.slots_needed());
         assert_eq!(both.histogram_base() % 16, 0);
+        let guarded = Features {
+            bulkhead: true,
+            ..both
+        };
+        assert!(guarded.bulkhead_base() >= both.slots_needed());
+        assert_eq!(guarded.bulkhead_base() % 16, 0);
     }
 }

@@ -16,6 +16,7 @@ use std::thread;
 const FEATURES: Features = Features {
     window: None,
     histogram: true,
+    bulkhead: false,
 };
 
 fn memory() -> OwnedSlots {

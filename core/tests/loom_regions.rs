@@ -45,6 +45,7 @@ fn region(spec: WindowSpec) -> Arc<Region> {
     let features = Features {
         window: Some(spec),
         histogram: false,
+        bulkhead: false,
     };
     Arc::new(Region {
         cells: ModelCells::with_len(features.slots_needed()),

@@ -21,7 +21,7 @@ fn config(threshold: u32, timeout: u64, policies: Policies) -> Config {
 }
 
 fn memory_for(config: &Config) -> OwnedSlots {
-    OwnedSlots::with_len(config.features().slots_needed())
+    OwnedSlots::with_len(config.slots_needed())
 }
 
 fn breaker(memory: &OwnedSlots, config: Config) -> Breaker<Slots<'_>> {
@@ -772,4 +772,72 @@ fn breakers_with_other_regions_cannot_join_an_array() {
             required
         })
     );
+}
+
+#[test]
+fn a_bulkhead_is_a_region_every_breaker_over_the_array_must_ask_for() {
+    let guarded = Policies {
+        max_concurrent: Some(3.0),
+        max_queue: Some(2.0),
+        ..Policies::default()
+    };
+    let guarded = Config::with_policies(5.0, 100.0, &guarded).expect("accepted");
+    let size = guarded.bulkhead().expect("a bulkhead");
+    assert_eq!((size.permits, size.places), (3, 2));
+    let features = guarded.features();
+    assert!(features.bulkhead);
+    assert_eq!(features.bulkhead_base(), breaker_core::layout::SLOT_COUNT);
+    assert_eq!(
+        guarded.slots_needed(),
+        features.bulkhead_base() + breaker_core::bulkhead::slots_needed(3, 2)
+    );
+    let plain = config(5, 100, Policies::default());
+    assert_eq!(plain.bulkhead(), None);
+    assert_eq!(plain.slots_needed(), breaker_core::layout::SLOT_COUNT);
+    let memory = memory_for(&guarded);
+    let slots = Slots::new(memory.slots()).expect("valid");
+    claim_layout(&slots).expect("fresh");
+    claim_features(&slots, slots.len(), &plain.features()).expect("first");
+    assert!(matches!(
+        claim_features(&slots, slots.len(), &features),
+        Err(FeaturesError::Mismatch { .. })
+    ));
+    for (permits, places, setting) in [
+        (Some(0.0), None, Setting::MaxConcurrent),
+        (Some(1.5), None, Setting::MaxConcurrent),
+        (Some(70_000.0), None, Setting::MaxConcurrent),
+        (Some(1.0), Some(-1.0), Setting::MaxQueue),
+        (None, Some(65_536.0), Setting::MaxQueue),
+    ] {
+        let policies = Policies {
+            max_concurrent: permits,
+            max_queue: places,
+            ..Policies::default()
+        };
+        let refused = Config::with_policies(5.0, 100.0, &policies).expect_err("refused");
+        assert_eq!(refused.setting, setting);
+    }
+}
+
+#[test]
+fn an_abandoned_probe_gives_its_place_back_and_counts_nothing() {
+    let c = config(1, 1000, Policies::default());
+    let memory = memory_for(&c);
+    let b = breaker(&memory, c);
+    open(&b, 1, T0);
+    let ticket = probe(&b, T0 + 1000);
+    assert_eq!(b.admit(T0 + 1001, MAIN).0, Admission::Reject);
+    let before = b.totals();
+    b.abandon_probe(ticket);
+    assert_eq!(b.state(T0 + 1001), State::HalfOpen);
+    assert_eq!(b.totals().failures, before.failures);
+    assert_eq!(b.totals().successes, before.successes);
+    // The place is free again: the next caller probes at once.
+    let again = probe(&b, T0 + 1002);
+    assert_eq!(b.admit(T0 + 1003, MAIN).0, Admission::Reject);
+    // Abandoned after its episode ended: frees nothing, changes nothing.
+    b.on_probe_result(again, true, T0 + 1004, MAIN);
+    assert_eq!(b.state(T0 + 1004), State::Closed);
+    b.abandon_probe(again);
+    assert_eq!(b.state(T0 + 1005), State::Closed);
 }

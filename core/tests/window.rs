@@ -18,6 +18,7 @@ fn memory(spec: WindowSpec) -> OwnedSlots {
     let features = Features {
         window: Some(spec),
         histogram: false,
+        bulkhead: false,
     };
     // Two spare slots past the region, to see that nothing writes there.
     OwnedSlots::with_len(features.slots_needed() + 2)

@@ -334,6 +334,29 @@ impl<C: Cells> Breaker<C> {
         Some(self.after_closing(closed, now))
     }
 
+    /// Gives back the half-open place of the probe holding `ticket`, which
+    /// never ran (its breaker's bulkhead refused it): another caller may
+    /// probe at once instead of after the probe lease. Counts nothing and
+    /// changes no state; a ticket of an episode that has ended frees nothing.
+    pub fn abandon_probe(&self, ticket: Ticket) {
+        let probes = self.cells.wide(HALF_OPEN);
+        let mut word = ProbeWord(probes.load(Acquire));
+        loop {
+            if word.generation() != ticket.0 {
+                return;
+            }
+            let (running, done) = word.probes_of(ticket.0);
+            if running == 0 {
+                return;
+            }
+            let next = ProbeWord::new(ticket.0, running - 1, done);
+            match probes.compare_exchange(word.0, next.0, AcqRel, Acquire) {
+                Ok(_) => return,
+                Err(seen) => word = ProbeWord(seen),
+            }
+        }
+    }
+
     /// A closed breaker starts over: no backoff, an empty window.
     fn start_over(&self, now: &impl Clock) {
         self.cells.word(REOPENINGS).store(0, Relaxed);
