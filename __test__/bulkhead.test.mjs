@@ -15,10 +15,13 @@ import CircuitBreaker, {
   RateLimiter,
 } from 'shared-circuit-breaker'
 import fc from 'fast-check'
+import { createRequire } from 'node:module'
 import { startWorker } from './support/messages.mjs'
 import { gate } from './support/limits.mjs'
 
 const WORKER = new URL('./fixtures/limits-worker.mjs', import.meta.url)
+// The binding as the facade holds it (the same module instance).
+const native = createRequire(import.meta.url)('../lib/native.js')
 const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
 
 function bulkhead(options) {
@@ -296,6 +299,69 @@ test('bulkhead files: two bulkheads over one file share the permits; breakers an
   const breakerPath = join(dir, 'breaker')
   new CircuitBreaker(openBreakerFile(breakerPath, {}), {})
   assert.throws(() => Bulkhead.fromFile(breakerPath, options), { code: 'ERR_CIRCUIT_BREAKER_FILE' })
+})
+
+// Another thread (or a buggy process over a file) may write anything into
+// the array: it writes `writes` ([slot, value] pairs) there.
+async function scribble(array, writes) {
+  const worker = startWorker(WORKER, { role: 'scribble', array, writes })
+  assert.equal(await worker.next(), 'written')
+  assert.equal(await worker.exited, 0)
+}
+
+// Runs `body`, then fails if any promise was rejected with nobody to handle it.
+async function noUnhandledRejection(body) {
+  const unhandled = []
+  const record = (reason) => unhandled.push(reason)
+  process.on('unhandledRejection', record)
+  try {
+    await body()
+    await sleep(20)
+  } finally {
+    process.off('unhandledRejection', record)
+  }
+  assert.deepEqual(unhandled, [])
+}
+
+test('an array another thread wrote over: execute rejects, and a task settling afterwards throws nowhere', async () => {
+  await noUnhandledRejection(async () => {
+    const options = { maxConcurrent: 1 }
+    const array = Bulkhead.createSharedArray(options)
+    const b = new Bulkhead(array, options)
+    const { open, opened } = gate()
+    const running = b.execute(() => opened)
+    // Junk over CONFIG (slots 4, 5) and over the held permit's HOLDER word.
+    await scribble(array, [[4, 0x1234], [5, 0x5678], [native.bulkheadLayout().permitBase, 7]])
+    let refused
+    assert.doesNotThrow(() => (refused = b.execute(() => 'never')))
+    await assert.rejects(refused, { name: 'RangeError', message: /holds no bulkhead/ })
+    // Its release finds the permit taken from it, and no bulkhead to count that in.
+    open()
+    assert.equal(await running, undefined)
+  })
+})
+
+test('a queued call whose array is written over as it gives up rejects with why', async () => {
+  // The array is written over between the waiter's last retry and its
+  // leaving the queue: a race with another thread that no test can time,
+  // so leaving the queue is made to fail as it then does.
+  const b = bulkhead({ maxConcurrent: 1, maxQueue: 1, queueTimeout: 20 })
+  const { open, opened } = gate()
+  const first = b.execute(() => opened)
+  const leave = native.bulkheadLeave
+  const junk = new RangeError('array holds no bulkhead')
+  native.bulkheadLeave = () => {
+    throw junk
+  }
+  try {
+    await noUnhandledRejection(async () => {
+      assert.equal(await b.execute(() => 'never').catch((error) => error), junk)
+    })
+  } finally {
+    native.bulkheadLeave = leave
+  }
+  open()
+  await first
 })
 
 test('any options and arrays: a Bulkhead or RateLimiter is built, or a TypeError or RangeError is thrown', async () => {

@@ -116,3 +116,14 @@ test('rate limiter files share one limit between limiters', (t) => {
   assert.equal(b.tryAcquire(), false)
   assert.throws(() => Bulkhead.fromFile(path, { maxConcurrent: 1 }), { code: 'ERR_CIRCUIT_BREAKER_FILE' })
 })
+
+test('an array another thread wrote over: execute rejects, never throws', async () => {
+  const array = RateLimiter.createSharedArray()
+  const limiter = new RateLimiter(array, { limit: 5, interval: 1000 })
+  const worker = startWorker(WORKER, { role: 'scribble', array, writes: [[5, 1]] })
+  assert.equal(await worker.next(), 'written')
+  assert.equal(await worker.exited, 0)
+  let refused
+  assert.doesNotThrow(() => (refused = limiter.execute(() => 'never')))
+  await assert.rejects(refused, { name: 'RangeError', message: /not a rate limiter/ })
+})

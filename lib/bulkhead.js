@@ -131,7 +131,15 @@ class Bulkhead extends EventEmitter {
       return Promise.reject(new TypeError(`task must be a function, got ${describe(task)}`))
     }
     const word = this.#take()
-    if (word === 0) return this.#acquireSlowly(task)
+    if (word === 0) {
+      try {
+        return this.#acquireSlowly(task)
+      } catch (error) {
+        // The array no longer holds this bulkhead (another thread or process
+        // wrote over it): a rejection, as for any other refusal.
+        return Promise.reject(error)
+      }
+    }
     if (this.#taken !== -1) return this.#run(task, this.#releaser(this.#hint, word))
     this.#taken = this.#hint
     this.#takenWord = word
@@ -201,8 +209,14 @@ class Bulkhead extends EventEmitter {
   #release(index, word) {
     const array = this.#array
     if (Atomics.compareExchange(array, PERMIT_BASE + index * PERMIT_STRIDE, word, (word + 1) | 0) !== word) {
-      // Reclaimed after its lease: it is someone else's permit now.
-      native.bulkheadCountLost(array)
+      // Reclaimed after its lease: it is someone else's permit now. Counted
+      // if the array still holds a bulkhead: a release runs when a task
+      // settles, where a throw would be an unhandled rejection.
+      try {
+        native.bulkheadCountLost(array)
+      } catch {
+        // Another thread or process wrote over the array: nothing to count in.
+      }
       return
     }
     this.#hint = index
@@ -315,7 +329,14 @@ class Bulkhead extends EventEmitter {
     }
     const remaining = deadline - performance.now()
     if (remaining <= 0) {
-      native.bulkheadLeave(array, place, true)
+      try {
+        native.bulkheadLeave(array, place, true)
+      } catch (error) {
+        // The array was written over since the retry above (this runs in a
+        // timer: a throw would end the process).
+        reject(error)
+        return
+      }
       reject(bulkheadFullError(this.#queueTimeout))
       return
     }

@@ -98,7 +98,14 @@ class RateLimiter {
     if (typeof task !== 'function') {
       return Promise.reject(new TypeError(`task must be a function, got ${describe(task)}`))
     }
-    const delay = native.rateLimiterAcquire(this.#array, this.#limit, this.#interval, this.#burst, this.#maxWait)
+    let delay
+    try {
+      delay = native.rateLimiterAcquire(this.#array, this.#limit, this.#interval, this.#burst, this.#maxWait)
+    } catch (error) {
+      // The array no longer holds this rate limiter (another thread or
+      // process wrote over it): a rejection, never a synchronous throw.
+      return Promise.reject(error)
+    }
     if (delay < 0) return Promise.reject(rateLimitedError(-1 - delay))
     if (delay === 0) return run(task)
     return new Promise((resolve) => setTimeout(resolve, Math.ceil(delay))).then(() => task())

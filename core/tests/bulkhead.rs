@@ -280,3 +280,84 @@ fn joining_memory_too_short_for_a_bulkhead_finds_none_at_every_length() {
         );
     }
 }
+
+/// Memory filled with `junk` (as another thread or process may leave it),
+/// with `config` in the CONFIG word when given.
+fn junk_memory(len: usize, junk: &[i32], config: Option<u64>) -> OwnedSlots {
+    let memory = OwnedSlots::with_len(len);
+    for (i, slot) in memory.slots().iter().enumerate() {
+        slot.store(junk[i % junk.len()], SeqCst);
+    }
+    if let (Some(config), true) = (config, len > bulkhead::CONFIG + 1) {
+        memory.slots()[bulkhead::CONFIG].store(config as i32, SeqCst);
+        memory.slots()[bulkhead::CONFIG + 1].store((config >> 32) as i32, SeqCst);
+    }
+    memory
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(512))]
+
+    /// Any slot contents, any length, any CONFIG (often a bulkhead larger
+    /// than the memory), any arguments: every operation returns (debug
+    /// builds check every addition for overflow), and what it reports
+    /// stays within the bulkhead's size.
+    #[test]
+    fn a_bulkhead_over_junk_never_panics(
+        len in 0usize..200,
+        junk in prop::collection::vec(any::<i32>(), 1..40),
+        sizes in (0u32..70_000, 0u32..70_000),
+        magic in prop::bool::weighted(0.8),
+        ops in prop::collection::vec((any::<u32>(), any::<u64>(), any::<u32>(), any::<u64>(), 0u8..6), 1..20),
+    ) {
+        let config = magic.then(|| u64::from(sizes.0 & 0xffff) | u64::from(sizes.1 & 0xffff) << 16
+            | u64::from(bulkhead::BULKHEAD_MAGIC) << 32);
+        let memory = junk_memory(len, &junk, config);
+        let slots = Slots::any_length(memory.slots()).expect("aligned");
+        let Some(b) = bulkhead::join(slots, len) else {
+            return Ok(());
+        };
+        let size = b.size();
+        prop_assert!(size.slots_needed() <= len);
+        for (start, token, lease, now, which) in ops {
+            let hold = Hold::from_token(token);
+            match which {
+                0 => { b.acquire(start, lease, now); }
+                1 => { b.try_acquire(start); }
+                2 => { b.release(hold); }
+                3 => { b.enqueue(start, lease, now); }
+                4 => { b.dequeue(hold); }
+                _ => b.count_rejection(start & 1 == 1),
+            }
+            let stats = b.stats();
+            prop_assert!(stats.in_use <= size.permits && stats.queued <= size.places);
+        }
+    }
+
+    /// A rate limiter at the ends of every range, over a TAT word holding
+    /// anything, at any time: no overflow, and an admitted call never
+    /// waits longer than its max wait.
+    #[test]
+    fn a_rate_limiter_at_extremes_never_panics(
+        limit in prop_oneof![Just(1u32), Just(u32::MAX), any::<u32>().prop_map(|v| v.max(1))],
+        interval in prop_oneof![Just(1u32), Just(rate_limiter::MAX_WAIT_MS), 1u32..=rate_limiter::MAX_WAIT_MS],
+        burst in prop_oneof![Just(1u32), Just(u32::MAX), any::<u32>().prop_map(|v| v.max(1))],
+        tat in prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()],
+        calls in prop::collection::vec((prop_oneof![Just(0u64), Just(u64::MAX), any::<u64>()],
+            prop_oneof![Just(0.0f64), Just(f64::from(rate_limiter::MAX_WAIT_MS)), 0.0f64..1e9]), 1..10),
+    ) {
+        let rate = Rate::new(limit.into(), interval.into(), burst.into()).expect("valid rate");
+        let memory = OwnedSlots::with_len(rate_limiter::SLOTS);
+        let slots = Slots::any_length(memory.slots()).expect("aligned");
+        let limiter = rate_limiter::claim(slots, slots.len(), rate).expect("fresh memory");
+        memory.slots()[rate_limiter::TAT].store(tat as i32, SeqCst);
+        memory.slots()[rate_limiter::TAT + 1].store((tat >> 32) as i32, SeqCst);
+        for (now, max_wait_ms) in calls {
+            let max_wait = rate_limiter::max_wait_ns(max_wait_ms).expect("valid max wait");
+            if let Decision::Admitted { delay_ns } = limiter.acquire(now, max_wait) {
+                prop_assert!(delay_ns <= max_wait);
+            }
+        }
+        limiter.stats();
+    }
+}

@@ -249,22 +249,11 @@ fn with_member<R>(token: u32, f: impl FnOnce(&mut Member) -> R) -> Option<R> {
 pub fn fleet_noticed(token: u32) {
     with_member(token, |m| {
         let current = m.breaker.generation();
-        let behind = current.wrapping_sub(m.noticed);
-        let first = if behind > breaker_core::layout::LOG_ENTRIES as u32 {
-            current.wrapping_sub(breaker_core::layout::LOG_ENTRIES as u32 - 1)
-        } else {
-            m.noticed.wrapping_add(1)
-        };
         let mut tripped = false;
-        let mut g = first;
-        for _ in 0..behind.min(breaker_core::layout::LOG_ENTRIES as u32) {
+        for g in unseen(m.noticed, current) {
             if let Some(entry) = m.breaker.log_entry(g) {
                 tripped |= entry.state == State::Open && entry.actor != FLEET_ACTOR;
             }
-            if g == current {
-                break;
-            }
-            g = g.wrapping_add(1);
         }
         m.noticed = current;
         // An isolation opens the breaker too (logged like a trip), and is
@@ -321,6 +310,19 @@ pub fn fleet_stats(token: u32) -> Option<FleetStats> {
         quorum: m.quorum,
         held: m.breaker.fleet_held(),
     })
+}
+
+/// The generations after `seen` up to `current` that the transition log
+/// may still hold (the last `LOG_ENTRIES`), oldest first: at most
+/// `LOG_ENTRIES` of them, however far the generation moved. (It moves by
+/// one per transition, but another thread or process may write anything
+/// into it: scanning a jump of 2^30 entry by entry held the members' lock,
+/// and every fleet call of the process, for seconds.)
+fn unseen(seen: u32, current: u32) -> impl Iterator<Item = u32> {
+    let count = current
+        .wrapping_sub(seen)
+        .min(breaker_core::layout::LOG_ENTRIES as u32);
+    (0..count).map(move |k| current.wrapping_sub(count - 1 - k))
 }
 
 /// A lease's number in the FLEET_LEASE slot: its token hashed to 31 bits, never 0.
@@ -424,18 +426,19 @@ fn watch_episode(key: usize, number: i32, mut episode: u32, lease_ms: u64) {
             }
             let mut result = None;
             let current = m.breaker.generation();
-            let mut g = episode.wrapping_add(1);
-            while current.wrapping_sub(g) < u32::MAX / 2 {
+            // A generation behind the episode's was written by someone else
+            // (another thread or process may write anything): nothing to read.
+            let ahead = current.wrapping_sub(episode) < u32::MAX / 2;
+            for g in unseen(episode, current).filter(|_| ahead) {
                 match m.breaker.log_entry(g).map(|e| e.state) {
                     Some(State::Closed) => result = Some(true),
                     Some(State::Open) => result = Some(false),
                     Some(State::HalfOpen) => episode = g,
                     None => {}
                 }
-                if result.is_some() || g == current {
+                if result.is_some() {
                     break;
                 }
-                g = g.wrapping_add(1);
             }
             match result {
                 Some(ok) => {
