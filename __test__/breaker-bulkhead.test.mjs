@@ -344,3 +344,19 @@ test('breaker files: made long enough; a plain breaker file and a bulkhead file 
     b.dispose()
   })
 })
+
+test('a task that is no function, or a revoked proxy, rejects (never a synchronous throw) and gives its permit back', async () => {
+  // Found by the fuzz: the permit's wrapper read `task.length` outside any try.
+  const breaker = guarded({ failureThreshold: 100, maxConcurrent: 1 })
+  const { proxy, revoke } = Proxy.revocable(() => 1, {})
+  revoke()
+  for (const task of [proxy, null, undefined, 42]) {
+    let promise
+    assert.doesNotThrow(() => {
+      promise = breaker.execute(task)
+    })
+    await assert.rejects(promise, TypeError)
+    assert.equal(breaker.getStats().bulkhead.inUse, 0)
+  }
+  assert.equal(await breaker.execute(() => 'ok'), 'ok')
+})

@@ -306,7 +306,14 @@ class Bulkhead extends EventEmitter {
       promise.then(release, release)
       return promise
     }
-    return task.length === 0 ? () => call(undefined) : call
+    // Read as the breaker's general path reads it: a `task` that is no
+    // function, or whose `length` throws (a revoked proxy), fails when
+    // called, as a rejection, not here as a synchronous throw.
+    let takesSignal = false
+    try {
+      takesSignal = task.length !== 0
+    } catch {}
+    return takesSignal ? call : () => call(undefined)
   }
 
   // A waiter holds a queue place (QUEUED counts it): it reads WAKE, tries
