@@ -613,6 +613,20 @@ test('a listener added by a once listener hears the transition right after', asy
 })
 
 describe('the general path pays only for what its features need', () => {
+  test('a count window sees one thread\'s calls in order: a failure publishes the successes held back first', async () => {
+    // F S S F: the last 3 are S S F (33%), which does not open it; were the
+    // two successes (held back until the end of the tick) to reach the
+    // window after the second failure, it would hold F F (100%) and open.
+    const options = { failureRateThreshold: 60, windowSize: 3, minimumCalls: 2 }
+    const breaker = make(options)
+    await breaker.execute(fail).catch(() => {})
+    await breaker.execute(ok)
+    await breaker.execute(ok)
+    await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'CLOSED')
+    assert.deepEqual(breaker.getStats().window, { calls: 3, failures: 1, failureRate: 100 / 3 })
+  })
+
   test('every call\'s latency, staged in the thread, is in the thread\'s own next read (past a batch, failures too)', async () => {
     const breaker = make({ histogram: true, failureThreshold: 1e9 })
     for (let i = 0; i < 300; i++) {

@@ -1,9 +1,9 @@
 'use strict'
 
-// The general path: timeouts, the error filter, slow calls, the window,
-// the histogram and per-call events. A breaker whose options or listeners
-// need any of these sends every call here; the others run CLOSED calls in
-// `execute` itself (breaker.js).
+// The general path: timeouts, the error filter, slow calls, the histogram
+// and per-call events. A breaker whose options or listeners need any of
+// these sends every call here; the others (a failure-rate window included)
+// run CLOSED calls in `execute` itself (breaker.js).
 //
 // Each call pays only for what its breaker's features need:
 // - The clock is read once when the call starts (if a timeout, slow calls,
