@@ -6,10 +6,10 @@
 // run CLOSED calls in `execute` itself (breaker.js).
 //
 // Each call pays only for what its breaker's features need:
-// - The clock is read once when the call starts (if a timeout, slow calls,
-//   the histogram or a listener of `success`, `failure` or `timeout` needs
-//   it) and once when it ends (if anything needs its duration): one read at
-//   each end, shared by every feature.
+// - The clock is read once when the call starts and once when it ends, if
+//   anything needs its duration (slow calls, the histogram, a listener of
+//   `success`, `failure` or `timeout`): one read at each end, shared by
+//   every feature. A timeout needs none (deadlines.js).
 // - Only a timeout has to settle the caller's promise before the task
 //   settles: only then is there a promise of our own (and a call record).
 //   With a failureFallback or an errorFilter the caller gets the promise of
@@ -54,8 +54,6 @@ class GeneralPath {
   #timed
   // Whether a call's duration is needed: #timed, or a listener that gets it.
   #measured
-  // Whether the clock is read when a call starts: #measured or a timeout.
-  #clocked
   // Which per-call events have listeners.
   #listening = NOBODY
   // The handlers of CLOSED calls that need no clock, shared by all of them.
@@ -76,7 +74,6 @@ class GeneralPath {
       this.#deadlines = new Deadlines(config.timeout, (call) => this.#timeOut(call))
     }
     this.#measured = this.#timed
-    this.#clocked = this.#timed || config.timeout !== undefined
     this.#succeeded = (value) => this.#ended(ADMIT_RUN, 0, true, value)
     this.#failed = (error) => this.#ended(ADMIT_RUN, 0, false, error)
   }
@@ -88,7 +85,6 @@ class GeneralPath {
   set listening(events) {
     this.#listening = events
     this.#measured = this.#timed || events.success !== null || events.failure !== null || events.timeout !== null
-    this.#clocked = this.#measured || this.#config.timeout !== undefined
   }
 
   // Reads STATE once: CLOSED runs the call, anything else asks the core.
@@ -101,7 +97,7 @@ class GeneralPath {
       if (ticket === ADMIT_REJECT) return this.#rejectGeneral()
     }
     if (this.#deadlines !== undefined) return this.#executeWithTimeout(task, ticket)
-    const start = this.#clocked ? performance.now() : 0
+    const start = this.#measured ? performance.now() : 0
     let result
     try {
       result = Promise.resolve(task())
@@ -137,7 +133,9 @@ class GeneralPath {
   #executeWithTimeout(task, ticket) {
     const call = {
       ticket,
-      start: performance.now(),
+      // The deadline needs no clock read (deadlines.js): only a duration does.
+      start: this.#measured ? performance.now() : 0,
+      bucket: undefined,
       controller: undefined,
       settled: false,
       resolve: undefined,
