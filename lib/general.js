@@ -52,6 +52,7 @@ class GeneralPath {
   #decides
   // Whether calls are timed for the options (slow calls, the histogram).
   #timed
+  #histogram
   // Whether a call's duration is needed: #timed, or a listener that gets it.
   #measured
   // Which per-call events have listeners.
@@ -68,7 +69,8 @@ class GeneralPath {
     this.#publish = batch.publish
     this.#recordSuccess = batch.recordSuccess
     this.#recordLatency = batch.recordLatency
-    this.#timed = config.slowCallDuration !== undefined || config.policies.histogram === true
+    this.#histogram = config.policies.histogram === true
+    this.#timed = config.slowCallDuration !== undefined || this.#histogram
     this.#decides = config.failureFallback !== undefined || config.errorFilter !== undefined
     if (config.timeout !== undefined) {
       this.#deadlines = new Deadlines(config.timeout, (call) => this.#timeOut(call))
@@ -106,13 +108,31 @@ class GeneralPath {
     }
     let succeeded = this.#succeeded
     let failed = this.#failed
-    if (start !== 0 || ticket !== ADMIT_RUN) {
+    if (ticket !== ADMIT_RUN) {
       succeeded = (value) => this.#ended(ticket, start, true, value)
       failed = (error) => this.#ended(ticket, start, false, error)
+    } else if (start !== 0) {
+      succeeded = (value) => this.#timedSuccess(start, value)
+      failed = (error) => this.#ended(ADMIT_RUN, start, false, error)
     }
     if (this.#decides) return result.then(succeeded, failed)
     result.then(succeeded, failed)
     return result
+  }
+
+  // A timed CLOSED call succeeded: what #ended and #finish would do, in one
+  // step for the common case (no slow-call check), the histogram's and the
+  // listeners' (a few ns a call).
+  #timedSuccess(start, value) {
+    if (this.#config.slowCallDuration !== undefined) return this.#ended(ADMIT_RUN, start, true, value)
+    const duration = performance.now() - start
+    if (this.#context.array !== DISPOSED) {
+      if (this.#histogram) this.#recordLatency(duration)
+      this.#recordSuccess()
+    }
+    const listeners = this.#listening.success
+    if (listeners !== null) this.#context.call2(listeners, value, duration)
+    return value
   }
 
   // A task that threw instead of returning a promise.
@@ -243,7 +263,7 @@ class GeneralPath {
   #finish(ticket, ok, marks, outcome, duration) {
     const context = this.#context
     if (context.array === DISPOSED) return this.#emitEnd(ok, marks, outcome, duration)
-    if (this.#config.policies.histogram === true) this.#recordLatency(duration)
+    if (this.#histogram) this.#recordLatency(duration)
     if (ticket !== ADMIT_RUN) {
       context.probeResult(ticket, ok ? 1 : 0, marks)
     } else if (ok && marks === 0) {
