@@ -3,6 +3,7 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
 import parse from 'parse-prometheus-text-format'
 import CircuitBreaker, {
   CircuitBreakerKeys,
@@ -638,6 +639,32 @@ describe('the general path pays only for what its features need', () => {
       }
     }
     assert.equal(breaker.getStats().failures, 100)
+  })
+
+  test('a plain success makes no native call: its count and latency reach the core with the batch', async () => {
+    const native = createRequire(import.meta.url)('../lib/native.js')
+    const breaker = make({ histogram: true })
+    breaker.on('success', () => {})
+    const counted = { latencies: 0, success: 0, latency: 0, markedSuccess: 0 }
+    const originals = {}
+    for (const name of Object.keys(counted)) {
+      originals[name] = native[name]
+      native[name] = (...args) => {
+        counted[name]++
+        return originals[name](...args)
+      }
+    }
+    try {
+      // Awaiting settled promises does not end the tick: the batch waits.
+      for (let i = 0; i < 100; i++) await breaker.execute(ok)
+      assert.deepEqual(counted, { latencies: 0, success: 0, latency: 0, markedSuccess: 0 })
+      const stats = breaker.getStats() // a read publishes this thread's batch
+      assert.deepEqual(counted, { latencies: 1, success: 1, latency: 0, markedSuccess: 0 })
+      assert.equal(stats.successes, 100)
+      assert.equal(stats.latency.count, 100)
+    } finally {
+      Object.assign(native, originals)
+    }
   })
 
   test('a call reads the clock only for a duration: none with a timeout alone, one at each end with every feature', async () => {
