@@ -195,7 +195,10 @@ class GeneralPath {
     this.#deadlines.delete(call)
     let value
     try {
-      value = this.#ended(call.ticket, call.start, ok, outcome, true)
+      value =
+        ok && call.start !== 0 && call.ticket === ADMIT_RUN
+          ? this.#timedSuccess(call.start, outcome)
+          : this.#ended(call.ticket, call.start, ok, outcome, true)
     } catch (error) {
       call.reject(error)
       return
