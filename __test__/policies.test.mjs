@@ -3,6 +3,7 @@ import { test, describe } from 'node:test'
 import assert from 'node:assert/strict'
 import { spawnSync } from 'node:child_process'
 import { fileURLToPath } from 'node:url'
+import { createRequire } from 'node:module'
 import parse from 'parse-prometheus-text-format'
 import CircuitBreaker, {
   CircuitBreakerKeys,
@@ -613,6 +614,20 @@ test('a listener added by a once listener hears the transition right after', asy
 })
 
 describe('the general path pays only for what its features need', () => {
+  test('a count window sees one thread\'s calls in order: a failure publishes the successes held back first', async () => {
+    // F S S F: the last 3 are S S F (33%), which does not open it; were the
+    // two successes (held back until the end of the tick) to reach the
+    // window after the second failure, it would hold F F (100%) and open.
+    const options = { failureRateThreshold: 60, windowSize: 3, minimumCalls: 2 }
+    const breaker = make(options)
+    await breaker.execute(fail).catch(() => {})
+    await breaker.execute(ok)
+    await breaker.execute(ok)
+    await breaker.execute(fail).catch(() => {})
+    assert.equal(breaker.getState(), 'CLOSED')
+    assert.deepEqual(breaker.getStats().window, { calls: 3, failures: 1, failureRate: 100 / 3 })
+  })
+
   test('every call\'s latency, staged in the thread, is in the thread\'s own next read (past a batch, failures too)', async () => {
     const breaker = make({ histogram: true, failureThreshold: 1e9 })
     for (let i = 0; i < 300; i++) {
@@ -624,6 +639,101 @@ describe('the general path pays only for what its features need', () => {
       }
     }
     assert.equal(breaker.getStats().failures, 100)
+  })
+
+  test('a plain success makes no native call: its count and latency reach the core with the batch', async () => {
+    const native = createRequire(import.meta.url)('../lib/native.js')
+    const breaker = make({ histogram: true })
+    breaker.on('success', () => {})
+    const counted = { latencies: 0, success: 0, latency: 0, markedSuccess: 0 }
+    const originals = {}
+    for (const name of Object.keys(counted)) {
+      originals[name] = native[name]
+      native[name] = (...args) => {
+        counted[name]++
+        return originals[name](...args)
+      }
+    }
+    try {
+      // Awaiting settled promises does not end the tick: the batch waits.
+      for (let i = 0; i < 100; i++) await breaker.execute(ok)
+      assert.deepEqual(counted, { latencies: 0, success: 0, latency: 0, markedSuccess: 0 })
+      const stats = breaker.getStats() // a read publishes this thread's batch
+      assert.deepEqual(counted, { latencies: 1, success: 1, latency: 0, markedSuccess: 0 })
+      assert.equal(stats.successes, 100)
+      assert.equal(stats.latency.count, 100)
+    } finally {
+      Object.assign(native, originals)
+    }
+  })
+
+  test('a call reads the clock only for a duration: none with a timeout alone, one at each end with every feature', async () => {
+    const countReads = async (options, listen) => {
+      const breaker = make(options)
+      if (listen) {
+        breaker.on('success', () => {})
+        breaker.on('failure', () => {})
+      }
+      const now = performance.now
+      let reads = 0
+      performance.now = function () {
+        reads++
+        return now.call(this)
+      }
+      try {
+        for (let i = 0; i < 200; i++) await breaker.execute(i % 4 === 0 ? fail : ok).catch(() => {})
+      } finally {
+        delete performance.now
+      }
+      return reads
+    }
+    // A timeout's closer reads the clock once per tick (100 ms here), not per call.
+    assert.ok((await countReads({ timeout: 10_000 })) <= 5)
+    const all = {
+      timeout: 10_000,
+      histogram: true,
+      slowCallDuration: 10_000,
+      failureRateThreshold: 50,
+      windowType: 'time',
+      windowSize: 10_000,
+      failureThreshold: 1e9,
+    }
+    const reads = await countReads(all, true)
+    assert.ok(reads >= 400 && reads <= 405, `${reads} reads for 200 calls`)
+  })
+
+  test('a call times out between its timeout and a tick (a sixteenth of it) later', () => {
+    // In a process of its own: this runner's own work would delay the timers.
+    const entry = fileURLToPath(new URL('../index.js', import.meta.url))
+    const timeout = 320 // a tick of 20 ms
+    const script = `
+      const { CircuitBreaker, createSharedArray } = require(${JSON.stringify(entry)})
+      const options = { timeout: ${timeout}, failureThreshold: 1e9 }
+      const breaker = new CircuitBreaker(createSharedArray(options), options)
+      const sleep = (ms) => new Promise((resolve) => setTimeout(resolve, ms))
+      const never = () => new Promise((resolve) => setTimeout(resolve, 10000))
+      ;(async () => {
+        const calls = []
+        // Calls begin all through several ticks, so buckets close at every point.
+        for (let i = 0; i < 12; i++) {
+          const began = performance.now()
+          calls.push(breaker.execute(never).catch((error) => [error.code, performance.now() - began]))
+          await sleep(7)
+        }
+        console.log(JSON.stringify({ ended: await Promise.all(calls), timeouts: breaker.getStats().timeouts }))
+        process.exit(0)
+      })()
+    `
+    const child = spawnSync(process.execPath, ['-e', script], { timeout: 30000, encoding: 'utf8' })
+    assert.equal(child.status, 0, child.stderr)
+    const { ended, timeouts } = JSON.parse(child.stdout)
+    assert.equal(timeouts, 12)
+    for (const [code, elapsed] of ended) {
+      assert.equal(code, 'ERR_CIRCUIT_TIMEOUT')
+      assert.ok(elapsed >= timeout, `timed out early, after ${elapsed} ms`)
+      // 20 ms of tick; the rest is room for a loaded machine's event loop.
+      assert.ok(elapsed <= timeout + 20 + 40, `timed out late, after ${elapsed} ms`)
+    }
   })
 
   test('with many calls pending, exactly the unsettled ones time out, in order, never early', async () => {

@@ -102,9 +102,13 @@ class CircuitBreaker extends EventEmitter {
     const batch = successBatch(context)
     this.#calls = new GeneralPath(context, batch)
     const recordSuccess = batch.recordSuccess
+    const publish = batch.publish
     const failureMarks = this.#failureFallback === undefined ? 0 : MARK_FALLBACK
     const failed = () => {
-      if (context.array !== DISPOSED) afterTransition(context.array, native.failure(context.id, failureMarks))
+      if (context.array === DISPOSED) return
+      // Successes held back go first, so a window sees calls in order.
+      publish(0)
+      afterTransition(context.array, native.failure(context.id, failureMarks))
     }
     if (this.#failureFallback === undefined) {
       // The caller gets the task's own promise; these only observe it.

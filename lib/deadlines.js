@@ -3,38 +3,60 @@
 const { performance } = require('node:perf_hooks')
 
 // ---------------------------------------------------------------------------
-// Per-call timeouts: one timer per breaker, not per call. With one timeout
-// for all its calls, a breaker's pending calls time out in the order they
-// started: they are kept in that order in a list threaded through the call
-// records themselves (no Set, no bucket: adding and removing a call is a
-// few field writes). The timer waits for the oldest pending call's deadline;
-// when it fires it times out every call whose deadline has passed and waits
-// again for the oldest left, if any. So a call times out never early and,
-// on an idle event loop, at most 1 ms late (timers have 1 ms granularity).
+// Per-call timeouts without a clock read per call: one timer per breaker
+// that files calls into buckets, and one that times them out.
+//
+// A call joins the open bucket (a field write, no clock read). The first
+// call to join an empty open bucket arms the closer: `tick` ms later (a
+// sixteenth of the timeout, rounded up, between 1 and 100 ms) it reads the
+// clock once and closes the bucket with the deadline `now + timeout`. Every
+// call in it began before that read, so none times out early; each began at
+// most a tick (plus any delay of the event loop) before it, so none times
+// out more than that late. The pending calls sit, oldest first, in a list
+// threaded through the call records themselves (adding and removing one is
+// a few field writes); their buckets' deadlines follow the same order. The
+// waiter waits for the oldest closed bucket's deadline, times out every
+// call whose deadline has passed, and waits again for the oldest left.
+//
 // A task that declares a parameter gets an AbortSignal of its own, aborted
 // when it times out; one that declares none gets none (making a signal costs
-// ~4 µs on Node 20, far more than the rest of a call: docs/benchmarks.md).
+// ~3 µs on Node 20, far more than the rest of a call: docs/benchmarks.md).
 // ---------------------------------------------------------------------------
+
+const OPEN = Infinity
+
+/** The tick of a timeout: how late at most (on an idle event loop) a call times out. */
+function tickOf(timeout) {
+  return Math.min(Math.max(Math.ceil(timeout / 16), 1), 100)
+}
 
 class Deadlines {
   /** `expire(call)` is called for each call whose deadline passed, oldest first. */
   constructor(timeout, expire) {
     this.timeout = timeout
+    this.tick = tickOf(timeout)
     this.expire = expire
     // The pending calls, oldest first, linked by their `prev` and `next`.
     this.head = null
     this.tail = null
-    this.timer = undefined
+    // The bucket new calls join: its deadline is OPEN until it closes.
+    this.open = { deadline: OPEN }
+    this.closer = undefined
+    this.waiter = undefined
   }
 
-  /** Adds a call whose `start` (performance.now()) is set: the newest. */
+  /** Adds a call that begins now: the newest. */
   add(call) {
+    call.bucket = this.open
     call.prev = this.tail
     call.next = null
     if (this.tail === null) this.head = call
     else this.tail.next = call
     this.tail = call
-    if (this.timer === undefined) this.arm(this.timeout)
+    if (this.closer === undefined) {
+      this.closer = setTimeout(() => this.close(), this.tick)
+      this.closer.unref()
+    }
   }
 
   /** Removes a pending call (settled before its deadline). */
@@ -48,22 +70,36 @@ class Deadlines {
     call.next = null
   }
 
-  arm(ms) {
-    this.timer = setTimeout(() => this.fire(), Math.max(1, Math.ceil(ms)))
-    this.timer.unref()
+  close() {
+    this.closer = undefined
+    // Only pending calls matter: a bucket whose calls all settled stays
+    // open for the next ones (and the next one to join arms the closer).
+    if (this.tail === null || this.tail.bucket !== this.open) return
+    const now = performance.now()
+    this.open.deadline = now + this.timeout
+    this.open = { deadline: OPEN }
+    if (this.waiter === undefined) this.wait(now)
+  }
+
+  wait(now) {
+    const head = this.head
+    // Calls only in the open bucket: its closing arms the waiter.
+    if (head === null || head.bucket.deadline === OPEN) return
+    this.waiter = setTimeout(() => this.fire(), Math.max(1, Math.ceil(head.bucket.deadline - now)))
+    this.waiter.unref()
   }
 
   fire() {
-    this.timer = undefined
+    this.waiter = undefined
     const now = performance.now()
     // `expire` runs user code (fallbacks, listeners, abort handlers) that
-    // may start calls: those join the tail with later deadlines.
+    // may start calls: those join the open bucket, with later deadlines.
     let call
-    while ((call = this.head) !== null && call.start + this.timeout <= now) {
+    while ((call = this.head) !== null && call.bucket.deadline <= now) {
       this.delete(call)
       this.expire(call)
     }
-    if (this.head !== null && this.timer === undefined) this.arm(this.head.start + this.timeout - now)
+    if (this.waiter === undefined) this.wait(now)
   }
 }
 

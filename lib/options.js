@@ -155,14 +155,16 @@ function createSharedArray(options) {
 
 // Whether calls must take the general path (general.js) rather than the
 // CLOSED fast path: because of the options, or
-// because someone listens to per-call events.
+// because someone listens to per-call events. A failure-rate window alone
+// does not: the fast path records successes and failures exactly as the
+// general path does (failures publish the thread's held-back successes
+// first), and the core does the rest.
 function needsGeneralPath(config, callListeners) {
   return (
     callListeners ||
     config.timeout !== undefined ||
     config.errorFilter !== undefined ||
     config.slowCallDuration !== undefined ||
-    config.policies.failureRateThreshold !== undefined ||
     config.policies.histogram === true ||
     config.policies.maxConcurrent !== undefined
   )
