@@ -104,12 +104,21 @@ class CircuitBreaker extends EventEmitter {
     const recordSuccess = batch.recordSuccess
     const publish = batch.publish
     const failureMarks = this.#failureFallback === undefined ? 0 : MARK_FALLBACK
-    const failed = () => {
-      if (context.array === DISPOSED) return
-      // Successes held back go first, so a window sees calls in order.
-      publish(0)
-      afterTransition(context.array, native.failure(context.id, failureMarks))
-    }
+    // With a failure-rate window, successes held back go first, so the
+    // window sees calls in order. Without one they need not: a success held
+    // back never ends a run of failures (one that does is reported at
+    // once), so a failure counts the same after them or before.
+    const failed =
+      config.policies.failureRateThreshold === undefined
+        ? () => {
+            if (context.array === DISPOSED) return
+            afterTransition(context.array, native.failure(context.id, failureMarks))
+          }
+        : () => {
+            if (context.array === DISPOSED) return
+            publish(0)
+            afterTransition(context.array, native.failure(context.id, failureMarks))
+          }
     if (this.#failureFallback === undefined) {
       // The caller gets the task's own promise; these only observe it.
       this.#onSuccess = recordSuccess
